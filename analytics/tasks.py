@@ -1,0 +1,1 @@
+"""Celery tasks for analytics (thin wrappers around services)."""

@@ -1,0 +1,1 @@
+"""API keys scoped to one environment and one kind."""

@@ -1,0 +1,185 @@
+"""Projects, environments, flags, per-environment flag state and segments.
+
+These rows compile into the engine's ruleset document (see docs/ruleset.md); the engine's
+validator is the only validator, so nothing saved here can be rejected by an SDK.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+KEY_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]{0,99}$",
+    "Use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit.",
+)
+
+
+class AuditFields(models.Model):
+    """Extra columns on every historical record: where the change came from.
+
+    The reason ("why") is simple-history's own history_change_reason.
+    """
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        AUTOMATION = "automation", "Automation"
+        SYSTEM = "system", "System"
+
+    history_source = models.CharField(max_length=16, choices=Source.choices, default=Source.SYSTEM)
+
+    class Meta:
+        abstract = True
+
+
+def _history() -> Any:
+    return HistoricalRecords(bases=[AuditFields], cascade_delete_history=False)
+
+
+class Project(models.Model):
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = _history()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    DEFAULT_KEYS = ("development", "staging", "production")
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="environments")
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_production = models.BooleanField(
+        default=False, help_text="Production rules: a reason is required for every change."
+    )
+    requires_approval = models.BooleanField(
+        default=False, help_text="Changes need a second person's approval before they apply."
+    )
+    history = _history()
+
+    class Meta:
+        ordering = ["project", "sort_order", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="environment_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.key}/{self.key}"
+
+
+class Flag(models.Model):
+    class Kind(models.TextChoices):
+        RELEASE = "release", "Release"
+        EXPERIMENT = "experiment", "Experiment"
+        OPS = "ops", "Ops"
+        PERMISSION = "permission", "Permission"
+
+    class ValueType(models.TextChoices):
+        BOOLEAN = "boolean", "Boolean"
+        STRING = "string", "String"
+        NUMBER = "number", "Number"
+        JSON = "json", "JSON"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="flags")
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.RELEASE)
+    value_type = models.CharField(max_length=16, choices=ValueType.choices, default="boolean")
+    # Variant name -> value, e.g. {"on": true, "off": false}.
+    variants = models.JSONField(default=dict)
+    salt = models.CharField(max_length=100, blank=True, help_text="Bucketing salt; the key if blank.")
+    client_visible = models.BooleanField(default=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tags = models.JSONField(default=list, blank=True)
+    expires_at = models.DateField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=1)
+    history = _history()
+
+    class Meta:
+        ordering = ["project", "key"]
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="flag_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FlagState(models.Model):
+    """A flag's targeting in one environment. ``version`` is the optimistic-concurrency token."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="states")
+    enabled = models.BooleanField(default=False)
+    off_variant = models.CharField(max_length=100)
+    rules = models.JSONField(default=list, blank=True)
+    default_serve = models.JSONField(default=dict)
+    prerequisites = models.JSONField(default=list, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    history = _history()
+
+    class Meta:
+        ordering = ["flag", "environment"]
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "environment"], name="flag_state_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key}@{self.environment.key}"
+
+
+class Segment(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="segments")
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    key_attribute = models.CharField(max_length=100, default="targetingKey")
+    included = models.JSONField(default=list, blank=True)
+    excluded = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=list, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = _history()
+
+    class Meta:
+        ordering = ["project", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="segment_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Ruleset(models.Model):
+    """The compiled ruleset document an environment serves, rebuilt on every committed change."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="ruleset"
+    )
+    version = models.PositiveBigIntegerField(default=0)
+    document = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.environment} v{self.version}"

@@ -1,0 +1,242 @@
+"""Flagsite settings, read from the environment.
+
+FLAGSITE_ENV picks the mode:
+- ``production`` (default): every secret must come from the environment; DEBUG is off unless set.
+- ``demo``: the one-command embedded mode (SQLite, no Redis, file-based Celery broker).
+- ``test``: the test suite, against the real PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+FLAGSITE_ENV: str = env.str("FLAGSITE_ENV", default="production")
+if FLAGSITE_ENV not in {"production", "demo", "test"}:
+    raise ImproperlyConfigured(f"FLAGSITE_ENV must be production, demo or test, not {FLAGSITE_ENV!r}")
+EMBEDDED = FLAGSITE_ENV == "demo"
+
+DEBUG: bool = env.bool("DEBUG", default=False)
+
+_secret: str | None = env.str("SECRET_KEY", default=None)
+if not _secret:
+    if FLAGSITE_ENV == "production":
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Production mode refuses to start without it; "
+            "set SECRET_KEY, or FLAGSITE_ENV=demo for the embedded demo."
+        )
+    _secret = f"insecure-{FLAGSITE_ENV}-key-never-use-in-production"
+SECRET_KEY: str = _secret
+
+ALLOWED_HOSTS: list[str] = env.list(
+    "ALLOWED_HOSTS", default=["*"] if FLAGSITE_ENV != "production" else ["localhost"]
+)
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "guardian",
+    "simple_history",
+    "flags",
+    "apikeys",
+    "analytics",
+    "rollouts",
+]
+
+MIDDLEWARE = [
+    "flagsite.observability.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "flagsite.urls"
+ASGI_APPLICATION = "flagsite.asgi.application"
+WSGI_APPLICATION = "flagsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+_default_db = {
+    "demo": f"sqlite:///{VAR_DIR / 'flagsite.sqlite3'}",
+    "test": "postgres://postgres@127.0.0.1:5432/flagsite",
+}.get(FLAGSITE_ENV)
+if not env.str("DATABASE_URL", default=_default_db):
+    raise ImproperlyConfigured("DATABASE_URL is not set (for example postgres://user@host/flagsite).")
+DATABASES: dict[str, dict[str, Any]] = {"default": env.db("DATABASE_URL", default=_default_db)}
+_db = DATABASES["default"]
+if _db["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    if env.bool("DATABASE_POOL", default=FLAGSITE_ENV == "production"):
+        # psycopg 3's pool: one per process, so each ASGI worker keeps warm connections.
+        _db["CONN_MAX_AGE"] = 0
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX", default=20),
+            "timeout": 10,
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+        _db["CONN_HEALTH_CHECKS"] = True
+else:
+    _db.setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache, pub/sub ------------------------------------------------------------------
+_default_redis = "redis://127.0.0.1:6379/0" if FLAGSITE_ENV == "test" else None
+REDIS_URL: str | None = env.str("REDIS_URL", default=_default_redis) or None
+# Pub/sub channels are global to a Redis server, so every channel and key carries this prefix.
+REDIS_PREFIX: str = env.str("FLAGSITE_REDIS_PREFIX", default="flagsite")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+_broker_dir = VAR_DIR / "broker"
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_RESULT_BACKEND: str = env.str(
+    "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{VAR_DIR / 'results'}"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
+    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir)}
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"global_keyprefix": f"{REDIS_PREFIX}:"}
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = f"{REDIS_PREFIX}-default"
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "analytics-retention": {
+        "task": "analytics.tasks.purge_expired_events",
+        "schedule": 3600.0,
+    },
+}
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if FLAGSITE_ENV == "test"
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = FLAGSITE_ENV != "production"
+
+if FLAGSITE_ENV == "production":
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Email ----------------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if EMBEDDED else "smtp://localhost:25")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="flagsite@localhost")
+OPS_EMAILS: list[str] = env.list("OPS_EMAILS", default=[])
+
+# --- DRF ------------------------------------------------------------------------------------
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apikeys.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Flagsite API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Analytics ------------------------------------------------------------------------------
+ANALYTICS_RAW_RETENTION_DAYS: int = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=30)
+
+# --- Logging: one JSON object per line, with the request id ---------------------------------
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "flagsite.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,1 @@
+"""Staged rollouts with guardrails (builds on flags and analytics)."""

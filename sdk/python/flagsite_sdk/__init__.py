@@ -1,0 +1,1 @@
+"""Flagsite Python SDK."""

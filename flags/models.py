@@ -49,6 +49,14 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["key"]
+        # Object permissions granted per project through roles (see flags.roles).
+        permissions = [
+            ("view_project_content", "Can view the project's flags and segments"),
+            ("edit_project_flags", "Can create and edit flag definitions"),
+            ("edit_project_segments", "Can edit segments"),
+            ("archive_project_flags", "Can archive flags"),
+            ("own_project", "Can manage the project, environments, API keys and roles"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -73,6 +81,12 @@ class Environment(models.Model):
         ordering = ["project", "sort_order", "key"]
         constraints = [
             models.UniqueConstraint(fields=["project", "key"], name="environment_key_unique")
+        ]
+        # Object permissions per environment; a role grant may cover only some environments.
+        permissions = [
+            ("view_env_flags", "Can view flag states in the environment"),
+            ("edit_env_targeting", "Can edit flag targeting in a non-production environment"),
+            ("release_env", "Can edit flag state in any environment and use the kill switch"),
         ]
 
     def __str__(self) -> str:
@@ -183,3 +197,82 @@ class Ruleset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment} v{self.version}"
+
+
+class RoleGrant(models.Model):
+    """A user's role in a project, optionally narrowed to some environments.
+
+    The grant is the record people manage; flags.roles turns it into django-guardian object
+    permissions, which every permission check reads.
+    """
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
+        RELEASE_MANAGER = "release_manager", "Release manager"
+        OWNER = "owner", "Owner"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flag_role_grants"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=32, choices=Role.choices)
+    environments = models.ManyToManyField(
+        Environment,
+        blank=True,
+        related_name="+",
+        help_text="Leave empty for every environment of the project.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = _history()
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="role_grant_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} of {self.project.key}"
+
+
+class ChangeRequest(models.Model):
+    """A proposed flag-state change in an environment that requires a second person's approval."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved"
+        APPLIED = "applied", "Applied"
+        REJECTED = "rejected", "Rejected"
+        STALE = "stale", "Stale (the flag changed since)"
+
+    flag_state = models.ForeignKey(
+        FlagState, on_delete=models.CASCADE, related_name="change_requests"
+    )
+    changes = models.JSONField(help_text="Field name -> proposed value.")
+    base_version = models.PositiveIntegerField(help_text="The flag state version it was made on.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    source = models.CharField(
+        max_length=16, choices=AuditFields.Source.choices, default=AuditFields.Source.ADMIN
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    review_comment = models.TextField(blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    history = _history()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Change #{self.pk} to {self.flag_state}"

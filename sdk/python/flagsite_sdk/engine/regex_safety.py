@@ -7,7 +7,9 @@ shapes behind nearly all such blow-ups while keeping ordinary patterns legal:
 - at most MAX_PATTERN_LENGTH characters;
 - no backreferences (`\\1`, `(?P=name)`), which also make matching NP-hard;
 - no repetition nested inside an unbounded repetition (`(a+)+`, `(a*b?)*`,
-  `(\\w+\\s?){2,}`); a bounded outer count up to 10 is tolerated (`(\\d{1,3}\\.){3}`);
+  `(\\w+\\s?){2,}`), and no unbounded repetition inside any repetition
+  (`(a+){2,5}`); bounded inside bounded is fine (`(\\d{1,3}\\.){3}`). A count
+  above 10 counts as unbounded;
 - no alternation inside an unbounded repetition whose branches can start with the
   same character (`(a|ab)*`, `(\\w|\\d)+`).
 """
@@ -38,38 +40,50 @@ def regex_problem(pattern: str) -> tuple[str, str] | None:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         return "invalid_regex", f"invalid regular expression: {exc}"
-    problem = _scan(list(parsed), inside_unbounded=False)
+    problem = _scan(list(parsed), inside_unbounded=False, inside_repeat=False)
     if problem is not None:
         return "unsafe_regex", problem
     return None
 
 
-def _scan(items: list[tuple[Any, Any]], *, inside_unbounded: bool) -> str | None:
+def _scan(
+    items: list[tuple[Any, Any]], *, inside_unbounded: bool, inside_repeat: bool
+) -> str | None:
     for op, arg in items:
         name = str(op)
         if name in ("GROUPREF", "GROUPREF_EXISTS"):
             return "backreferences are not allowed"
         if name in _REPEATS:
             low, high, sub = arg
-            if inside_unbounded and high > 1:
-                return "nested quantifier inside an unbounded repetition (e.g. (a+)+)"
             unbounded = high == MAXREPEAT or high > _BOUNDED_OUTER
+            if high > 1 and (inside_unbounded or (inside_repeat and unbounded)):
+                return "nested quantifier inside a repetition (e.g. (a+)+)"
             if unbounded and _has_overlapping_branches(list(sub)):
                 return "alternation with overlapping branches inside a repetition"
-            found = _scan(list(sub), inside_unbounded=inside_unbounded or unbounded)
+            found = _scan(
+                list(sub),
+                inside_unbounded=inside_unbounded or unbounded,
+                inside_repeat=inside_repeat or high > 1,
+            )
             if found is not None:
                 return found
         elif name == "SUBPATTERN":
-            found = _scan(list(arg[-1]), inside_unbounded=inside_unbounded)
+            found = _scan(
+                list(arg[-1]), inside_unbounded=inside_unbounded, inside_repeat=inside_repeat
+            )
             if found is not None:
                 return found
         elif name == "BRANCH":
             for branch in arg[1]:
-                found = _scan(list(branch), inside_unbounded=inside_unbounded)
+                found = _scan(
+                    list(branch), inside_unbounded=inside_unbounded, inside_repeat=inside_repeat
+                )
                 if found is not None:
                     return found
         elif name in ("ASSERT", "ASSERT_NOT"):
-            found = _scan(list(arg[1]), inside_unbounded=inside_unbounded)
+            found = _scan(
+                list(arg[1]), inside_unbounded=inside_unbounded, inside_repeat=inside_repeat
+            )
             if found is not None:
                 return found
     return None

@@ -1,0 +1,294 @@
+"""validate_ruleset: JSON Schema first, then the semantic checks the schema cannot express."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from .operators import SEGMENT_OPERATORS, operand_problem
+from .regex_safety import regex_problem
+from .types import BUCKETS, RulesetError
+
+_VALUE_CHECKS = {
+    "boolean": lambda v: type(v) is bool,
+    "string": lambda v: type(v) is str,
+    "number": lambda v: type(v) in (int, float) and math.isfinite(v),
+    "json": lambda v: True,
+}
+
+
+@cache
+def ruleset_schema() -> dict[str, Any]:
+    """The JSON Schema shipped with the package (ruleset.schema.json)."""
+    text = resources.files(__package__).joinpath("ruleset.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(ruleset_schema())
+
+
+def format_path(parts: Sequence[str | int]) -> str:
+    """`flags.x.rules[2].conditions[0].operator` from ("flags", "x", "rules", 2, ...)."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def validate_ruleset(doc: Mapping[str, Any]) -> list[RulesetError]:
+    """Every problem in `doc`, each with its path; an empty list means valid. Never raises."""
+    try:
+        return _validate(doc)
+    except Exception as exc:  # a validator bug must not crash the admin's save
+        return [RulesetError("", f"validation failed: {exc!r}", "internal")]
+
+
+def _validate(doc: Mapping[str, Any]) -> list[RulesetError]:
+    if not isinstance(doc, Mapping):
+        return [RulesetError("", "the ruleset must be a JSON object", "schema.type")]
+    errors = [e for err in _validator().iter_errors(doc) for e in _schema_errors(err)]
+    broken = {tuple(e.path.split(".")[:2]) for e in errors}
+    if any("." not in e.path for e in errors):
+        return errors  # the top level is wrong; cross-references would only add noise
+    flags: Mapping[str, Any] = doc["flags"]
+    segments: Mapping[str, Any] = doc["segments"]
+    good_flags = {k: f for k, f in flags.items() if ("flags", k.split(".")[0]) not in broken}
+    for key, seg in segments.items():
+        if ("segments", key) not in broken:
+            errors.extend(_segment_errors(key, seg))
+    for key, flag in good_flags.items():
+        errors.extend(_flag_errors(key, flag, flags, segments))
+    errors.extend(_cycle_errors(good_flags))
+    return errors
+
+
+def _schema_errors(err: ValidationError) -> Iterator[RulesetError]:
+    path = list(err.absolute_path)
+    if err.validator == "required":
+        for name in err.validator_value:
+            if isinstance(err.instance, Mapping) and name not in err.instance:
+                yield RulesetError(format_path([*path, name]), "is required", "schema.required")
+        return
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        known = err.schema.get("properties", {}) if isinstance(err.schema, Mapping) else {}
+        for name in err.instance:
+            if name not in known:
+                yield RulesetError(
+                    format_path([*path, name]), "unknown property", "schema.additionalProperties"
+                )
+        return
+    if err.validator == "enum" and path and path[-1] == "operator":
+        yield RulesetError(format_path(path), f"unknown operator {err.instance!r}", "unknown_operator")
+        return
+    yield RulesetError(format_path(path), err.message, f"schema.{err.validator}")
+
+
+def _flag_errors(
+    key: str, flag: Mapping[str, Any], flags: Mapping[str, Any], segments: Mapping[str, Any]
+) -> Iterator[RulesetError]:
+    base: list[str | int] = ["flags", key]
+
+    def err(parts: Sequence[str | int], message: str, code: str) -> RulesetError:
+        return RulesetError(format_path([*base, *parts]), message, code)
+
+    if flag["key"] != key:
+        yield err(["key"], f"key {flag['key']!r} differs from its entry name {key!r}", "key_mismatch")
+    variants: Mapping[str, Any] = flag["variants"]
+    check = _VALUE_CHECKS[flag["valueType"]]
+    for name, value in variants.items():
+        if not check(value):
+            yield err(
+                ["variants", name], f"value {value!r} is not a {flag['valueType']}", "value_type"
+            )
+    if flag["offVariant"] not in variants:
+        yield err(["offVariant"], f"unknown variant {flag['offVariant']!r}", "unknown_variant")
+    for i, pre in enumerate(flag.get("prerequisites", [])):
+        target = flags.get(pre["flag"])
+        if target is None:
+            yield err(
+                ["prerequisites", i, "flag"], f"unknown flag {pre['flag']!r}", "unknown_prerequisite"
+            )
+            continue
+        target_variants = target.get("variants") if isinstance(target, Mapping) else None
+        for j, name in enumerate(pre["variants"]):
+            if isinstance(target_variants, Mapping) and name not in target_variants:
+                yield err(
+                    ["prerequisites", i, "variants", j],
+                    f"flag {pre['flag']!r} has no variant {name!r}",
+                    "unknown_variant",
+                )
+    seen_ids: set[str] = set()
+    for i, rule in enumerate(flag["rules"]):
+        if rule["id"] in seen_ids:
+            yield err(["rules", i, "id"], f"duplicate rule id {rule['id']!r}", "duplicate_rule_id")
+        seen_ids.add(rule["id"])
+        for j, cond in enumerate(rule["conditions"]):
+            yield from _condition_errors([*base, "rules", i, "conditions", j], cond, segments)
+        yield from _serve_errors([*base, "rules", i, "serve"], rule["serve"], variants)
+    yield from _serve_errors([*base, "defaultServe"], flag["defaultServe"], variants)
+
+
+def _serve_errors(
+    base: list[str | int], serve: Mapping[str, Any], variants: Mapping[str, Any]
+) -> Iterator[RulesetError]:
+    if "variant" in serve:
+        if serve["variant"] not in variants:
+            yield RulesetError(
+                format_path([*base, "variant"]),
+                f"unknown variant {serve['variant']!r}",
+                "unknown_variant",
+            )
+        return
+    rollout = serve["rollout"]
+    seen: set[str] = set()
+    for i, part in enumerate(rollout["variants"]):
+        if part["variant"] not in variants:
+            yield RulesetError(
+                format_path([*base, "rollout", "variants", i, "variant"]),
+                f"unknown variant {part['variant']!r}",
+                "unknown_variant",
+            )
+        elif part["variant"] in seen:
+            yield RulesetError(
+                format_path([*base, "rollout", "variants", i, "variant"]),
+                f"variant {part['variant']!r} appears twice in the rollout",
+                "duplicate_variant",
+            )
+        seen.add(part["variant"])
+    total = sum(part["weight"] for part in rollout["variants"])
+    if total != BUCKETS:
+        yield RulesetError(
+            format_path([*base, "rollout", "variants"]),
+            f"weights sum to {total}, they must sum to {BUCKETS} (100%)",
+            "weights_sum",
+        )
+    fallback = rollout.get("fallbackVariant")
+    if fallback is not None and fallback not in variants:
+        yield RulesetError(
+            format_path([*base, "rollout", "fallbackVariant"]),
+            f"unknown variant {fallback!r}",
+            "unknown_variant",
+        )
+
+
+def _condition_errors(
+    base: list[str | int],
+    cond: Mapping[str, Any],
+    segments: Mapping[str, Any] | None,
+) -> Iterator[RulesetError]:
+    op = cond["operator"]
+    values = cond.get("values", [])
+    if op in SEGMENT_OPERATORS:
+        if segments is None:
+            yield RulesetError(
+                format_path([*base, "operator"]),
+                "segment rules cannot refer to other segments",
+                "segment_in_segment",
+            )
+            return
+        if not values:
+            yield RulesetError(
+                format_path([*base, "values"]), "needs at least one segment", "invalid_operand"
+            )
+        for m, name in enumerate(values):
+            if name not in segments:
+                yield RulesetError(
+                    format_path([*base, "values", m]),
+                    f"unknown segment {name!r}",
+                    "unknown_segment",
+                )
+        return
+    problem = operand_problem(op, values)
+    if problem is not None:
+        yield RulesetError(format_path([*base, "values"]), f"{op} {problem}", "invalid_operand")
+        return
+    if op == "matches":
+        for m, pattern in enumerate(values):
+            found = regex_problem(pattern)
+            if found is not None:
+                yield RulesetError(format_path([*base, "values", m]), found[1], found[0])
+
+
+def _segment_errors(key: str, seg: Mapping[str, Any]) -> Iterator[RulesetError]:
+    base: list[str | int] = ["segments", key]
+    if seg["key"] != key:
+        yield RulesetError(
+            format_path([*base, "key"]),
+            f"key {seg['key']!r} differs from its entry name {key!r}",
+            "key_mismatch",
+        )
+    seen_ids: set[str] = set()
+    for i, rule in enumerate(seg.get("rules", [])):
+        if rule["id"] in seen_ids:
+            yield RulesetError(
+                format_path([*base, "rules", i, "id"]),
+                f"duplicate rule id {rule['id']!r}",
+                "duplicate_rule_id",
+            )
+        seen_ids.add(rule["id"])
+        for j, cond in enumerate(rule["conditions"]):
+            yield from _condition_errors([*base, "rules", i, "conditions", j], cond, None)
+
+
+def _cycle_errors(flags: Mapping[str, Any]) -> Iterator[RulesetError]:
+    """One error per prerequisite edge that closes a cycle (depth-first search)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    stack: list[str] = []
+    found: list[RulesetError] = []
+
+    def visit(key: str) -> None:
+        state[key] = 1
+        stack.append(key)
+        for i, pre in enumerate(flags[key].get("prerequisites", [])):
+            target = pre["flag"]
+            if target not in flags:
+                continue
+            if state.get(target) == 1:
+                loop = [*stack[stack.index(target) :], target]
+                found.append(
+                    RulesetError(
+                        format_path(["flags", key, "prerequisites", i, "flag"]),
+                        "prerequisite cycle: " + " -> ".join(loop),
+                        "prerequisite_cycle",
+                    )
+                )
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[key] = 2
+
+    for key in sorted(flags):
+        if key not in state:
+            visit(key)
+    yield from found
+
+
+def prerequisite_order(flags: Mapping[str, Any]) -> list[str]:
+    """Flag keys with every prerequisite before the flags needing it (input acyclic)."""
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(key: str) -> None:
+        done.add(key)
+        for pre in flags[key].get("prerequisites", []):
+            if pre["flag"] not in done:
+                visit(pre["flag"])
+        order.append(key)
+
+    for key in flags:
+        if key not in done:
+            visit(key)
+    return order
+

@@ -9,4 +9,4 @@ RUN pip install --no-cache-dir -c constraints.txt . \
  && FLAGSITE_ENV=demo python manage.py collectstatic --noinput -v0
 USER nobody
 EXPOSE 8000
-CMD ["gunicorn", "-c", "flagsite/gunicorn.conf.py", "flagsite.asgi:application"]
+CMD ["gunicorn", "-c", "flagsite/gunicorn_conf.py", "flagsite.asgi:application"]

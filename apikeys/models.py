@@ -56,7 +56,7 @@ class ApiKey(models.Model):
     def issue(
         cls, *, environment: Environment, kind: str, name: str, created_by: object | None = None
     ) -> tuple[ApiKey, str]:
-        """Creates a key and returns it with the raw secret, which is never stored or shown again."""
+        """Creates a key and returns it with the raw secret, never stored or shown again."""
         raw = cls.generate(kind)
         key = cls.objects.create(
             environment=environment,

@@ -114,7 +114,9 @@ class Flag(models.Model):
     value_type = models.CharField(max_length=16, choices=ValueType.choices, default="boolean")
     # Variant name -> value, e.g. {"on": true, "off": false}.
     variants = models.JSONField(default=dict)
-    salt = models.CharField(max_length=100, blank=True, help_text="Bucketing salt; the key if blank.")
+    salt = models.CharField(
+        max_length=100, blank=True, help_text="Bucketing salt; the key if blank."
+    )
     client_visible = models.BooleanField(default=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -9,8 +9,13 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 _PROBE_TIMEOUT_S = 1.0
 
@@ -57,7 +62,7 @@ def _check_broker() -> str:
     from flagsite.celery import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=_PROBE_TIMEOUT_S)
+        conn.ensure_connection(max_retries=1, timeout=int(_PROBE_TIMEOUT_S))
     return "ok"
 
 
@@ -73,7 +78,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     ):
         try:
             checks[name] = probe()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+        except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}: {exc}"
             failed.append(name)
     body = {"status": "fail" if failed else "ok", "failed": failed, "checks": checks}

@@ -15,13 +15,15 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
 env = environ.Env()
+# Where the embedded mode keeps its SQLite file, broker folder and collected static files.
+VAR_DIR = Path(env.str("FLAGSITE_VAR_DIR", default=str(BASE_DIR / "var")))
 
 FLAGSITE_ENV: str = env.str("FLAGSITE_ENV", default="production")
 if FLAGSITE_ENV not in {"production", "demo", "test"}:
-    raise ImproperlyConfigured(f"FLAGSITE_ENV must be production, demo or test, not {FLAGSITE_ENV!r}")
+    raise ImproperlyConfigured(
+        f"FLAGSITE_ENV must be production, demo or test, not {FLAGSITE_ENV!r}"
+    )
 EMBEDDED = FLAGSITE_ENV == "demo"
 
 DEBUG: bool = env.bool("DEBUG", default=False)
@@ -97,7 +99,9 @@ _default_db = {
     "test": "postgres://postgres@127.0.0.1:5432/flagsite",
 }.get(FLAGSITE_ENV)
 if not env.str("DATABASE_URL", default=_default_db):
-    raise ImproperlyConfigured("DATABASE_URL is not set (for example postgres://user@host/flagsite).")
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set (for example postgres://user@host/flagsite)."
+    )
 DATABASES: dict[str, dict[str, Any]] = {"default": env.db("DATABASE_URL", default=_default_db)}
 _db = DATABASES["default"]
 if _db["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
@@ -145,6 +149,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"global_keyprefix": f"{REDIS_PREFIX}:"}
 )
+if CELERY_BROKER_URL.startswith("filesystem") or CELERY_RESULT_BACKEND.startswith("file://"):
+    # The embedded broker and result store are plain folders; they must exist before use.
+    for _folder in (_broker_dir, VAR_DIR / "results"):
+        _folder.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -191,7 +199,9 @@ if FLAGSITE_ENV == "production":
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Email ----------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if EMBEDDED else "smtp://localhost:25")
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default="consolemail://" if EMBEDDED else "smtp://localhost:25"
+)
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="flagsite@localhost")
 OPS_EMAILS: list[str] = env.list("OPS_EMAILS", default=[])

@@ -4,4 +4,4 @@ import os
 
 os.environ.setdefault("FLAGSITE_ENV", "test")
 
-from flagsite.settings import *  # noqa: E402,F403
+from flagsite.settings import *  # noqa: F403

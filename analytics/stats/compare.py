@@ -236,7 +236,9 @@ def compare_latency(
     log_diff = mean_t - mean_c
     log_se = math.sqrt(var_c / n_c + var_t / n_t)
     z_crit = float(stats.norm.ppf(0.5 + config.confidence / 2))
-    looks_z = np.array([_log_latency_z(c, t) for c, t in zip(control.latency, treatment.latency, strict=True)])
+    looks_z = np.array(
+        [_log_latency_z(c, t) for c, t in zip(control.latency, treatment.latency, strict=True)]
+    )
     looks_info = effective_information(control.latency.sum(axis=1), treatment.latency.sum(axis=1))
     seq_log = sequential_test(
         looks_z, looks_info, log_diff, log_se, config.alpha, config.design_information
@@ -280,7 +282,7 @@ def sample_ratio_check(
     w = np.array([weights[name] for name in names], dtype=float)
     total = observed.sum()
     expected = total * w / w.sum() if total > 0 else np.zeros_like(w)
-    if len(names) < 2 or expected.min(initial=0.0) < 5.0:
+    if len(names) < 2 or float(expected.min(initial=np.inf)) < 5.0:
         return SampleRatioCheck(
             {n: int(o) for n, o in zip(names, observed, strict=True)},
             {n: float(e) for n, e in zip(names, expected, strict=True)},

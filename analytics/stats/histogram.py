@@ -68,7 +68,7 @@ def bucket_representatives() -> FloatArray:
     upper = np.append(BUCKET_EDGES_MS[1:], BUCKET_EDGES_MS[-1])
     mids = np.sqrt(lower * upper)
     mids[0] = BUCKET_EDGES_MS[1] / 2.0
-    return mids
+    return np.asarray(mids, dtype=np.float64)
 
 
 _REPRESENTATIVES = bucket_representatives()
@@ -96,7 +96,9 @@ class PercentileEstimate:
     upper: float | None  # None: too few samples for an upper confidence bound
 
 
-def percentile_with_ci(histogram: IntArray, q: float, confidence: float = 0.95) -> PercentileEstimate:
+def percentile_with_ci(
+    histogram: IntArray, q: float, confidence: float = 0.95
+) -> PercentileEstimate:
     """The q-quantile with a distribution-free confidence interval.
 
     The number of samples below the true quantile is Binomial(n, q), so the order statistics of

@@ -27,7 +27,10 @@ def wilson_interval(
 
 
 def pooled_z(
-    x_control: npt.ArrayLike, n_control: npt.ArrayLike, x_treat: npt.ArrayLike, n_treat: npt.ArrayLike
+    x_control: npt.ArrayLike,
+    n_control: npt.ArrayLike,
+    x_treat: npt.ArrayLike,
+    n_treat: npt.ArrayLike,
 ) -> FloatArray:
     """z statistic of (treatment rate - control rate) with the variance pooled under H0.
 

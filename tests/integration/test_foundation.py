@@ -105,3 +105,33 @@ def test_a_task_round_trips_through_a_real_worker(celery_worker_process: WorkerP
     assert payload["pong"] == "hello"
     assert celery_worker_process.proc is not None
     assert payload["worker_pid"] == str(celery_worker_process.proc.pid)
+
+
+def test_docker_compose_has_the_production_shape() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    for name in ("postgres", "redis", "web", "worker"):
+        assert "healthcheck" in services[name], name
+    assert {"pgdata", "redisdata"} <= set(compose["volumes"])
+    assert "readyz" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def test_docker_compose_config_validates() -> None:
+    import shutil
+
+    has_plugin = shutil.which("docker") is not None and (
+        subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    )
+    if shutil.which("docker-compose"):
+        cmd = ["docker-compose", "-f", "docker-compose.yml", "config", "-q"]
+    elif has_plugin:
+        cmd = ["docker", "compose", "-f", "docker-compose.yml", "config", "-q"]
+    else:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    result = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "SECRET_KEY": "x"}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,1 +1,3 @@
 """Flagsite Python SDK."""
+
+__version__ = "0.1.0"

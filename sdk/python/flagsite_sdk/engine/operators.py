@@ -61,7 +61,7 @@ TARGETING_KEY = "targetingKey"
 TARGETING_KEY_ALIAS = "userId"
 
 
-class ConditionProblem(Exception):
+class ConditionProblem(Exception):  # noqa: N818 - it is not an error, only a false
     """A context value could not be tested; the condition counts as false."""
 
 
@@ -71,9 +71,9 @@ def operand_problem(operator: str, values: list[Any]) -> str | None:
         return "takes no values" if values else None
     if operator in SINGLE_OPERAND_OPERATORS and len(values) != 1:
         return "takes exactly one value"
-    if operator in SEGMENT_OPERATORS or operator in STRING_OPERATORS:
-        if not all(isinstance(v, str) for v in values):
-            return "values must be strings"
+    string_operands = operator in SEGMENT_OPERATORS or operator in STRING_OPERATORS
+    if string_operands and not all(isinstance(v, str) for v in values):
+        return "values must be strings"
     if operator in NUMBER_OPERATORS and not _is_number(values[0]):
         return "value must be a number"
     if operator in SCALAR_OPERATORS and not all(
@@ -117,7 +117,9 @@ def compile_condition(
         return _presence_condition(attr, op == "exists", negate)
     ci = bool(cond.get("caseInsensitive", False)) and op in CASE_OPERATORS
     if op in ("in", "not_in", "equals", "not_equals") and not ci:
-        return _membership_condition(attr, values, op in ("not_in", "not_equals") != negate, label)
+        return _membership_condition(
+            attr, values, (op in ("not_in", "not_equals")) is not negate, label
+        )
     test = _make_test(op, values, ci, attr, label)
     return _generic_condition(attr, test, negate)
 

@@ -40,7 +40,7 @@ def regex_problem(pattern: str) -> tuple[str, str] | None:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         return "invalid_regex", f"invalid regular expression: {exc}"
-    problem = _scan(list(parsed), inside_unbounded=False, inside_repeat=False)
+    problem = _scan(list(parsed.data), inside_unbounded=False, inside_repeat=False)
     if problem is not None:
         return "unsafe_regex", problem
     return None
@@ -54,7 +54,7 @@ def _scan(
         if name in ("GROUPREF", "GROUPREF_EXISTS"):
             return "backreferences are not allowed"
         if name in _REPEATS:
-            low, high, sub = arg
+            _low, high, sub = arg
             unbounded = high == MAXREPEAT or high > _BOUNDED_OUTER
             if high > 1 and (inside_unbounded or (inside_repeat and unbounded)):
                 return "nested quantifier inside a repetition (e.g. (a+)+)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,7 +15,7 @@ from .operators import SEGMENT_OPERATORS, operand_problem
 from .regex_safety import regex_problem
 from .types import BUCKETS, RulesetError
 
-_VALUE_CHECKS = {
+_VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: type(v) is bool,
     "string": lambda v: type(v) is str,
     "number": lambda v: type(v) in (int, float) and math.isfinite(v),
@@ -77,7 +77,8 @@ def _validate(doc: Mapping[str, Any]) -> list[RulesetError]:
 def _schema_errors(err: ValidationError) -> Iterator[RulesetError]:
     path = list(err.absolute_path)
     if err.validator == "required":
-        for name in err.validator_value:
+        required: list[str] = list(err.validator_value)  # type: ignore[union-attr]
+        for name in required:
             if isinstance(err.instance, Mapping) and name not in err.instance:
                 yield RulesetError(format_path([*path, name]), "is required", "schema.required")
         return
@@ -90,7 +91,9 @@ def _schema_errors(err: ValidationError) -> Iterator[RulesetError]:
                 )
         return
     if err.validator == "enum" and path and path[-1] == "operator":
-        yield RulesetError(format_path(path), f"unknown operator {err.instance!r}", "unknown_operator")
+        yield RulesetError(
+            format_path(path), f"unknown operator {err.instance!r}", "unknown_operator"
+        )
         return
     yield RulesetError(format_path(path), err.message, f"schema.{err.validator}")
 
@@ -104,7 +107,9 @@ def _flag_errors(
         return RulesetError(format_path([*base, *parts]), message, code)
 
     if flag["key"] != key:
-        yield err(["key"], f"key {flag['key']!r} differs from its entry name {key!r}", "key_mismatch")
+        yield err(
+            ["key"], f"key {flag['key']!r} differs from its entry name {key!r}", "key_mismatch"
+        )
     variants: Mapping[str, Any] = flag["variants"]
     check = _VALUE_CHECKS[flag["valueType"]]
     for name, value in variants.items():
@@ -118,7 +123,9 @@ def _flag_errors(
         target = flags.get(pre["flag"])
         if target is None:
             yield err(
-                ["prerequisites", i, "flag"], f"unknown flag {pre['flag']!r}", "unknown_prerequisite"
+                ["prerequisites", i, "flag"],
+                f"unknown flag {pre['flag']!r}",
+                "unknown_prerequisite",
             )
             continue
         target_variants = target.get("variants") if isinstance(target, Mapping) else None
@@ -291,4 +298,3 @@ def prerequisite_order(flags: Mapping[str, Any]) -> list[str]:
         if key not in done:
             visit(key)
     return order
-

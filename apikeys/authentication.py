@@ -1,7 +1,11 @@
-"""DRF authentication by API key (``Authorization: Bearer fs_...``).
+"""DRF authentication by API key (``Authorization: Bearer fs_...``, ``X-Flagsite-Key`` or, for
+OpenFeature OFREP providers, ``X-API-Key``).
 
-Verified keys are cached in-process for a short time so the evaluation path makes no query;
-a revocation publishes an invalidation (see apikeys.services) so it takes effect at once.
+Verified keys are cached in-process so the evaluation path makes no query. The cache is only
+trusted while this process's invalidation listener is subscribed (see flags.evaluation): a
+revocation publishes a message every process applies at once, and while the listener is
+disconnected every request goes back to the database, so a revoked key never outlives its
+revocation by more than the pub/sub delay. Use is recorded off the hot path (apikeys.usage).
 """
 
 from __future__ import annotations
@@ -10,13 +14,18 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AnonymousUser
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from apikeys import usage
 from apikeys.models import ApiKey, hash_key
 
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 300.0
+# Unknown keys are remembered briefly so a flood of bad keys cannot become a flood of queries.
+NEGATIVE_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +41,22 @@ class AuthenticatedKey:
     prefix: str
 
 
-_cache: dict[str, tuple[AuthenticatedKey, float]] = {}
+_cache: dict[str, tuple[AuthenticatedKey | None, float]] = {}
 _lock = threading.Lock()
+_invalidation_live = threading.Event()
+
+
+def set_invalidation_live(live: bool) -> None:
+    """Called by the listener: the cache may be trusted only while revocations can reach us."""
+    if live:
+        _invalidation_live.set()
+    else:
+        _invalidation_live.clear()
+        forget_key(None)
+
+
+def _cache_trusted() -> bool:
+    return _invalidation_live.is_set() or not settings.REDIS_URL
 
 
 def forget_key(digest: str | None = None) -> None:
@@ -45,46 +68,67 @@ def forget_key(digest: str | None = None) -> None:
             _cache.pop(digest, None)
 
 
-def _raw_key(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
+def raw_key(headers: dict[str, str] | object) -> str | None:
+    """The key a request presents, from any of the accepted headers."""
+    get = headers.get  # type: ignore[attr-defined]
+    header: str = get("Authorization", "") or ""
+    if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.headers.get("X-Flagsite-Key")
+    value: str | None = get("X-Flagsite-Key") or get("X-API-Key")
+    return value
 
 
 def resolve_key(raw: str) -> AuthenticatedKey | None:
+    """The active key for a raw secret, or None; from the cache when it can be trusted."""
     digest = hash_key(raw)
     now = time.monotonic()
     hit = _cache.get(digest)
-    if hit is not None and hit[1] > now:
+    if hit is not None and hit[1] > now and _cache_trusted():
+        if hit[0] is not None:
+            usage.touch(hit[0].id)
         return hit[0]
     row = (
         ApiKey.objects.select_related("environment")
         .filter(digest=digest, revoked_at__isnull=True)
         .first()
     )
-    if row is None:
-        forget_key(digest)
-        return None
-    key = AuthenticatedKey(
-        id=row.pk,
-        kind=row.kind,
-        environment_id=row.environment_id,
-        project_id=row.environment.project_id,
-        environment_key=row.environment.key,
-        created_by_id=row.created_by_id,
-        prefix=row.prefix,
-    )
+    key = None
+    if row is not None:
+        key = AuthenticatedKey(
+            id=row.pk,
+            kind=row.kind,
+            environment_id=row.environment_id,
+            project_id=row.environment.project_id,
+            environment_key=row.environment.key,
+            created_by_id=row.created_by_id,
+            prefix=row.prefix,
+        )
+        usage.touch(key.id)
+    ttl = CACHE_SECONDS if key is not None else NEGATIVE_CACHE_SECONDS
     with _lock:
-        _cache[digest] = (key, now + CACHE_SECONDS)
+        _cache[digest] = (key, now + ttl)
     return key
 
 
-class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Sets ``request.auth`` to an AuthenticatedKey; the user is anonymous for SDK keys."""
+def key_user(key: AuthenticatedKey) -> AbstractBaseUser | AnonymousUser:
+    """Management keys act as the user who created them; SDK keys act as nobody."""
+    if key.kind != ApiKey.Kind.MANAGEMENT:
+        return AnonymousUser()
+    user = get_user_model().objects.filter(pk=key.created_by_id, is_active=True).first()
+    if user is None:
+        raise exceptions.AuthenticationFailed(
+            "This management key's creator no longer exists or is inactive."
+        )
+    return user
 
-    def authenticate(self, request: Request) -> tuple[AnonymousUser, AuthenticatedKey] | None:
-        raw = _raw_key(request)
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Sets ``request.auth`` to an AuthenticatedKey and ``request.user`` as ``key_user`` says."""
+
+    def authenticate(
+        self, request: Request
+    ) -> tuple[AbstractBaseUser | AnonymousUser, AuthenticatedKey] | None:
+        raw = raw_key(request.headers)
         if raw is None:
             return None
         if not raw.startswith("fs_"):
@@ -92,7 +136,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = resolve_key(raw)
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
-        return AnonymousUser(), key
+        return key_user(key), key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="flagsite"'

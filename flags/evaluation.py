@@ -29,6 +29,7 @@ from django.db import close_old_connections, connection
 from flagsite_sdk.engine import compile_ruleset
 from flagsite_sdk.engine.types import RULESET_SCHEMA_VERSION
 
+from apikeys import authentication
 from apikeys import invalidation as key_invalidation
 from flags.api import realtime_bridge as _realtime
 from flags.models import Environment, Ruleset
@@ -254,16 +255,17 @@ class _Listener(threading.Thread):
                 pubsub.subscribe(*self.handlers)
                 pubsub.get_message(timeout=1.0)  # the first confirmation: we are listening
                 if connected_before:
-                    # Messages may have been lost while disconnected: refresh everything.
-                    key_invalidation.forget_all()
+                    # Messages may have been lost while disconnected: refresh every ruleset.
                     for env_id in list(_snapshots):
                         on_ruleset_changed(env_id)
                 connected_before = True
                 delay = 0.05
+                authentication.set_invalidation_live(True)
                 self.ready.set()
                 for message in pubsub.listen():
                     self._dispatch(message)
             except Exception:
+                authentication.set_invalidation_live(False)
                 log.warning("ruleset listener lost Redis; reconnecting", exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)

@@ -145,13 +145,17 @@ CELERY_RESULT_BACKEND: str = env.str(
     "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{VAR_DIR / 'results'}"
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir)}
+    {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),
+    }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"global_keyprefix": f"{REDIS_PREFIX}:"}
 )
 if CELERY_BROKER_URL.startswith("filesystem") or CELERY_RESULT_BACKEND.startswith("file://"):
     # The embedded broker and result store are plain folders; they must exist before use.
-    for _folder in (_broker_dir, VAR_DIR / "results"):
+    for _folder in (_broker_dir, _broker_dir / "control", VAR_DIR / "results"):
         _folder.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

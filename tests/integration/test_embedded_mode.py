@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def _embedded_env(var_dir: Path) -> dict[str, str]:
-    drop = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+    drop = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_BROKER_URL"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(
         {
@@ -38,12 +37,12 @@ def _manage(env: dict[str, str], *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     var_dir = tmp_path_factory.mktemp("embedded-var")
     (var_dir / "broker").mkdir()
     env = _embedded_env(var_dir)
     _manage(env, "migrate", "--noinput", "-v0")
-    yield env
+    return env
 
 
 def test_embedded_web_serves_the_admin_login_and_is_ready(embedded: dict[str, str]) -> None:

@@ -228,7 +228,7 @@ def _general_resolver(
         else:
             result = default_static if default_static is not None else default_dynamic(ctx)  # type: ignore[misc]
         if notes:
-            return dataclasses.replace(result, notes=(*result.notes, *notes))
+            return dataclasses.replace(result, notes=(*notes, *result.notes))
         return result
 
     return resolve

@@ -77,7 +77,7 @@ def _validate(doc: Mapping[str, Any]) -> list[RulesetError]:
 def _schema_errors(err: ValidationError) -> Iterator[RulesetError]:
     path = list(err.absolute_path)
     if err.validator == "required":
-        required: list[str] = list(err.validator_value)  # type: ignore[union-attr]
+        required: list[str] = list(err.validator_value)  # type: ignore[arg-type]
         for name in required:
             if isinstance(err.instance, Mapping) and name not in err.instance:
                 yield RulesetError(format_path([*path, name]), "is required", "schema.required")

@@ -1,3 +1,7 @@
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from analytics.views import EventBatchView
+
+urlpatterns: list[URLPattern] = [
+    path("api/v1/events", EventBatchView.as_view(), name="analytics-events"),
+]

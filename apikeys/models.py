@@ -69,5 +69,6 @@ class ApiKey(models.Model):
         return key, raw
 
     def revoke(self) -> None:
+        """Marks the row only; use apikeys.services.revoke, which also tells every process."""
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])

@@ -26,7 +26,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
-from flagsite_sdk.engine import compile_ruleset
+from flagsite_sdk.engine import CompiledRuleset, compile_ruleset
 from flagsite_sdk.engine.types import RULESET_SCHEMA_VERSION
 
 from apikeys import authentication
@@ -46,7 +46,7 @@ class Snapshot:
     environment_id: int
     version: int
     document: dict[str, Any]
-    compiled: Any  # flagsite_sdk's CompiledRuleset
+    compiled: CompiledRuleset
     body: bytes  # the document as JSON, serialized once for every GET of the ruleset
     event: bytes  # the SSE frame announcing this version, built once for every subscriber
     client_keys: frozenset[str]
@@ -139,13 +139,16 @@ def _install(snap: Snapshot) -> Snapshot:
     return snap
 
 
-def reload(environment_id: int) -> Snapshot:
-    """Reloads from the database now (used by the listener, and by tests)."""
-    close_old_connections()
+def reload(environment_id: int, *, own_connection: bool = False) -> Snapshot:
+    """Reloads from the database now. The listener thread passes ``own_connection`` so its
+    connection is closed after each load instead of idling (or blocking a test database drop).
+    """
+    if own_connection:
+        close_old_connections()
     try:
         return _install(_load_from_database(environment_id))
     finally:
-        if not connection.in_atomic_block:
+        if own_connection:
             connection.close()
 
 
@@ -222,7 +225,9 @@ subscriber_count = _hub.count
 # --- The listener ----------------------------------------------------------------------------
 
 
-def on_ruleset_changed(environment_id: int, version: int | None = None) -> None:
+def on_ruleset_changed(
+    environment_id: int, version: int | None = None, *, own_connection: bool = False
+) -> None:
     """Applies one change message: reload if this process serves that environment."""
     current = _snapshots.get(environment_id)
     if current is None and _hub.count(environment_id) == 0:
@@ -230,7 +235,7 @@ def on_ruleset_changed(environment_id: int, version: int | None = None) -> None:
     if current is not None and version is not None and current.version >= version:
         return
     try:
-        reload(environment_id)
+        reload(environment_id, own_connection=own_connection)
     except Exception:
         log.exception("reloading the ruleset of environment %s failed", environment_id)
 
@@ -257,7 +262,7 @@ class _Listener(threading.Thread):
                 if connected_before:
                     # Messages may have been lost while disconnected: refresh every ruleset.
                     for env_id in list(_snapshots):
-                        on_ruleset_changed(env_id)
+                        on_ruleset_changed(env_id, own_connection=True)
                 connected_before = True
                 delay = 0.05
                 authentication.set_invalidation_live(True)
@@ -273,9 +278,9 @@ class _Listener(threading.Thread):
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "pmessage":
-            parsed = _realtime.parse_ruleset_message(message["channel"], message["data"])
+            parsed = _realtime.parse_ruleset_message(message["data"])
             if parsed is not None:
-                on_ruleset_changed(*parsed)
+                on_ruleset_changed(*parsed, own_connection=True)
         elif kind == "message":
             handler = self.handlers.get(message["channel"])
             if handler is not None:

@@ -12,8 +12,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from flagsite_sdk.engine.types import RULESET_SCHEMA_VERSION, RulesetError
-from flagsite_sdk.engine.validate import validate_ruleset
+from flagsite_sdk.engine import RULESET_SCHEMA_VERSION, RulesetError, validate_ruleset
 
 from flags.models import Environment, Flag, FlagState, Ruleset, Segment
 from flags.realtime import publish_ruleset

@@ -11,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets admin classes be written ModelAdmin[Model] at run time, as the type checker wants.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -226,6 +230,16 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Public API (flags.api) ----------------------------------------------------------------
+# Seconds between ": heartbeat" comments on SDK streams (keeps proxies from closing them).
+FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
+# Requests per key (or per signed-in user) and window: "<count>/<s|min|hour|day>".
+FLAGSITE_API_RATES: dict[str, str] = {
+    "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),
+    "sdk": env.str("FLAGSITE_RATE_SDK", default="600/min"),
+    "management": env.str("FLAGSITE_RATE_MANAGEMENT", default="1200/min"),
 }
 
 # --- Analytics ------------------------------------------------------------------------------

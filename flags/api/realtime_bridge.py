@@ -1,4 +1,4 @@
-"""Where the ruleset change messages of flags.realtime are read: channel names and payloads.
+"""How the ruleset change messages of flags.realtime are read: channels and payloads.
 
 flags.realtime owns publishing; this module only knows how to listen to it.
 """
@@ -10,16 +10,12 @@ from collections.abc import Callable
 
 from flags import realtime
 
-_PROBE_ID = 987654321
-
 
 def ruleset_channel_pattern() -> str:
-    """A psubscribe pattern matching every environment's ruleset channel."""
-    probe = realtime.ruleset_channel(_PROBE_ID)
-    return probe.replace(str(_PROBE_ID), "*")
+    return realtime.ruleset_channel_pattern()
 
 
-def parse_ruleset_message(channel: bytes, data: bytes) -> tuple[int, int | None] | None:
+def parse_ruleset_message(data: bytes) -> tuple[int, int | None] | None:
     """(environment id, version) from one message, or None if it is not a ruleset change."""
     try:
         payload = json.loads(data)
@@ -27,13 +23,13 @@ def parse_ruleset_message(channel: bytes, data: bytes) -> tuple[int, int | None]
         return None
     if not isinstance(payload, dict):
         return None
-    env = payload.get("environment_id", payload.get("environment"))
+    env = payload.get("environment")
     version = payload.get("version")
     if not isinstance(env, int):
         return None
     return env, version if isinstance(version, int) else None
 
 
-def register_local_listener(callback: Callable[[int, int | None], None]) -> None:
+def register_local_listener(callback: Callable[[int, int], None]) -> None:
     """Embedded mode (no Redis): flags.realtime calls us in-process instead."""
     realtime.register_listener(callback)

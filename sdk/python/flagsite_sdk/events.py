@@ -1,19 +1,21 @@
 """Exposure events: recorded on the evaluation path for the price of a dict probe and an append,
 deduplicated, batched and sent by one background thread.
 
-Memory is bounded twice: the dedup table keeps at most ``max_dedup_keys`` entries (oldest go
-first) and is cleared every ``dedup_interval``; the outgoing queue holds at most ``max_queue``
+Memory is bounded twice: the dedup table keeps at most ``max_dedup_keys`` context keys (oldest
+go first) and is cleared every ``dedup_interval``; the outgoing queue holds at most ``max_queue``
 events, and what does not fit is counted as dropped, never buffered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +26,7 @@ from flagsite_sdk.transport import Transport
 
 log = logging.getLogger("flagsite_sdk")
 
-Exposure = tuple[str, str, str | None, float]  # flag, variant, context key, epoch seconds
+Exposure = tuple[str, str, str, float]  # flag, variant, context key, epoch seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,6 @@ class EventOptions:
 @dataclass(frozen=True, slots=True)
 class EventStats:
     recorded: int
-    deduplicated: int
     dropped: int
     sent: int
     rejected: int
@@ -54,14 +55,17 @@ class ExposureRecorder:
     def __init__(self, transport: Transport | None, options: EventOptions) -> None:
         self.options = options
         self._transport = transport
-        self._seen: dict[tuple[str | None, str, str], None] = {}
+        # Context key -> {flag: variant last recorded} this interval: nested rather than keyed
+        # by tuples, so the probe on the evaluation path builds and hashes nothing new.
+        # Cleared in place, never replaced, so the client may keep a reference to it.
+        self.seen: dict[Hashable, dict[str, str]] = {}
         self._seen_since = time.monotonic()
         self._queue: deque[Exposure] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._counts_lock = threading.Lock()
-        self._deduplicated = 0
         self._dropped = 0
+        self._reported_drops = 0
         self._sent = 0
         self._rejected = 0
         self._failed = 0
@@ -74,25 +78,34 @@ class ExposureRecorder:
 
     # --- the evaluation path -------------------------------------------------------------------
 
-    def record(self, flag: str, variant: str, context_key: str | None) -> None:
-        key = (context_key, flag, variant)
-        seen = self._seen
-        if key in seen:
-            # Counted without a lock: the figure is diagnostic, a lost increment is harmless.
-            self._deduplicated += 1
-            return
-        if len(seen) >= self.options.max_dedup_keys:
-            try:
-                del seen[next(iter(seen))]
-            except (KeyError, StopIteration, RuntimeError):
-                pass  # another thread evicted or reset it first
-        seen[key] = None
+    def record(self, flag: str, variant: str, context: Mapping[str, Any]) -> None:
+        """Queues one exposure of ``variant`` to the context's targeting key, unless this
+        context saw it within the dedup interval. Contexts without a key are not recorded:
+        an exposure nobody can be attributed to cannot feed an experiment."""
+        context_key = context.get("targetingKey") or context.get("userId")
+        if context_key:
+            flags = self.seen.get(context_key)
+            if flags is None or flags.get(flag) != variant:
+                self.record_unseen(context_key, flag, variant)
+
+    def record_unseen(self, context_key: Hashable, flag: str, variant: str) -> None:
+        """The part of ``record`` after the dedup probe, which FlagsiteClient.is_enabled
+        inlines to save a call on the common, already-seen path."""
+        seen = self.seen
+        flags = seen.get(context_key)
+        if flags is None:
+            if len(seen) >= self.options.max_dedup_keys:
+                # Another thread may have evicted the same key, or cleared the table, first.
+                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                    del seen[next(iter(seen))]
+            flags = seen.setdefault(context_key, {})
+        flags[flag] = variant
         queue = self._queue
         if len(queue) >= self.options.max_queue:
             with self._counts_lock:
                 self._dropped += 1
             return
-        queue.append((flag, variant, context_key, time.time()))
+        queue.append((flag, variant, str(context_key), time.time()))
         if len(queue) == self.options.batch_size:
             self._wake.set()
 
@@ -106,11 +119,23 @@ class ExposureRecorder:
                 break
             self._maybe_reset_dedup()
             self.flush(retry=True)
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        dropped = self._dropped
+        if dropped > self._reported_drops:
+            log.warning(
+                "flagsite: dropped %d exposure events (queue full at %d); %d in total",
+                dropped - self._reported_drops,
+                self.options.max_queue,
+                dropped,
+            )
+            self._reported_drops = dropped
 
     def _maybe_reset_dedup(self) -> None:
         now = time.monotonic()
         if now - self._seen_since >= self.options.dedup_interval:
-            self._seen = {}
+            self.seen.clear()
             self._seen_since = now
 
     def flush(self, *, retry: bool = True, deadline: float | None = None) -> None:
@@ -133,24 +158,27 @@ class ExposureRecorder:
     def _send(self, batch: list[Exposure], *, retry: bool, deadline: float | None) -> None:
         if self._transport is None:
             return
-        # One id for every attempt: the server deduplicates a batch it has already stored.
-        payload = build_payload(uuid.uuid4().hex, batch, self.dropped)
+        # One id for every attempt: the server stores a batch id once, so a retry after a lost
+        # response cannot double-count. A 400 stores nothing, so the id stays valid for the rest.
+        batch_id = uuid.uuid4().hex
         delay = self.options.retry_initial
         for attempt in range(1, self.options.max_attempts + 1):
             try:
-                response = self._transport.post_events(payload)
+                response = self._transport.post_events(build_payload(batch_id, batch))
             except httpx.HTTPError as exc:
                 log.debug("flagsite: sending %d events failed: %s", len(batch), exc)
             else:
-                if response.status_code < 300:
-                    self._count_sent(len(batch))
+                status = response.status_code
+                if status < 300:
+                    self._count(sent=len(batch))
                     return
-                if response.status_code == 400:
-                    self._count_partial(response, len(batch))
-                    return
-                if 400 < response.status_code < 500 and response.status_code != 429:
-                    log.warning("flagsite: events endpoint refused a batch: HTTP %s",
-                                response.status_code)
+                if status == 400:
+                    batch = self._without_rejected(response, batch)
+                    if not batch:
+                        return
+                    continue
+                if 400 < status < 500 and status not in (408, 429):
+                    log.warning("flagsite: the events endpoint refused a batch: HTTP %s", status)
                     break
             if not retry or attempt == self.options.max_attempts:
                 break
@@ -160,19 +188,22 @@ class ExposureRecorder:
             if self._stop.wait(pause) and deadline is None:
                 break
             delay = min(delay * 2, self.options.retry_max)
-        with self._counts_lock:
-            self._failed += len(batch)
+        self._count(failed=len(batch))
 
-    def _count_sent(self, n: int) -> None:
-        with self._counts_lock:
-            self._sent += n
+    def _without_rejected(self, response: httpx.Response, batch: list[Exposure]) -> list[Exposure]:
+        bad = rejected_indices(response)
+        kept = [] if bad is None else [e for i, e in enumerate(batch) if i not in bad]
+        log.warning(
+            "flagsite: the server rejected %d of %d events", len(batch) - len(kept), len(batch)
+        )
+        self._count(rejected=len(batch) - len(kept))
+        return kept
 
-    def _count_partial(self, response: httpx.Response, n: int) -> None:
-        bad = rejected_count(response, n)
-        log.warning("flagsite: the server rejected %d of %d events", bad, n)
+    def _count(self, *, sent: int = 0, rejected: int = 0, failed: int = 0) -> None:
         with self._counts_lock:
-            self._rejected += bad
-            self._sent += n - bad
+            self._sent += sent
+            self._rejected += rejected
+            self._failed += failed
 
     def close(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -182,15 +213,10 @@ class ExposureRecorder:
             self._thread.join(timeout)
         self.flush(retry=True, deadline=deadline)
 
-    @property
-    def dropped(self) -> int:
-        return self._dropped
-
     def stats(self) -> EventStats:
         with self._counts_lock:
             return EventStats(
                 recorded=self._sent + self._rejected + self._failed + len(self._queue),
-                deduplicated=self._deduplicated,
                 dropped=self._dropped,
                 sent=self._sent,
                 rejected=self._rejected,
@@ -199,30 +225,34 @@ class ExposureRecorder:
             )
 
 
-def build_payload(batch_id: str, batch: list[Exposure], dropped: int) -> dict[str, Any]:
+def build_payload(batch_id: str, batch: list[Exposure]) -> dict[str, Any]:
+    """The body of POST /api/v1/events (field names: analytics.serializers)."""
     return {
-        "batchId": batch_id,
+        "batch_id": batch_id,
         "events": [
             {
                 "type": "exposure",
                 "flag": flag,
                 "variant": variant,
-                "contextKey": context_key,
+                "context_key": context_key,
                 "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
+                "assignments": {flag: variant},
             }
             for flag, variant, context_key, ts in batch
         ],
-        "sdk": {"name": "flagsite-python", "droppedEvents": dropped},
     }
 
 
-def rejected_count(response: httpx.Response, batch_size: int) -> int:
-    """How many events a 400 names as bad; the whole batch when the body says nothing usable."""
+def rejected_indices(response: httpx.Response) -> set[int] | None:
+    """The indices of the events a 400 names; None when it faults the batch as a whole."""
     try:
         body = response.json()
     except ValueError:
-        return batch_size
+        return None
     errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list | dict) and errors:
-        return min(len(errors), batch_size)
-    return batch_size
+    if not isinstance(errors, list) or not errors:
+        return None
+    indices = {e.get("index") for e in errors if isinstance(e, dict)}
+    if not indices or not all(isinstance(i, int) for i in indices):
+        return None
+    return {i for i in indices if isinstance(i, int)}

@@ -84,7 +84,9 @@ class RulesetStore:
             compiled = compile_ruleset(dict(document))
         except Exception:
             self.rejected += 1
-            log.exception("flagsite: rejected a ruleset (version %s); keeping the last one", version)
+            log.exception(
+                "flagsite: rejected a ruleset (version %s); keeping the last one", version
+            )
             return False
         snapshot = Snapshot(compiled, source, _boolean_resolvers(compiled))
         with self._write_lock:
@@ -121,7 +123,9 @@ class RulesetStore:
         try:
             write_document_atomically(self.cache_path, document)
         except OSError:
-            log.warning("flagsite: could not write ruleset cache %s", self.cache_path, exc_info=True)
+            log.warning(
+                "flagsite: could not write ruleset cache %s", self.cache_path, exc_info=True
+            )
 
 
 def _boolean_resolvers(ruleset: CompiledRuleset) -> dict[str, Resolver]:

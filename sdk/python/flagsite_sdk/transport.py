@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -140,14 +141,16 @@ class Transport:
         with self._lock:
             resp = self._stream_response
         if resp is not None:
-            try:
+            # The reader sees the closed socket whether or not close() itself complains.
+            with contextlib.suppress(Exception):
                 resp.close()
-            except Exception:  # noqa: S110 - the reader sees the closed socket either way
-                pass
 
     def post_events(self, payload: Mapping[str, Any]) -> httpx.Response:
-        return self._http.post(self.events_url, content=json.dumps(payload, separators=(",", ":")),
-                               headers={"Content-Type": "application/json"})
+        return self._http.post(
+            self.events_url,
+            content=json.dumps(payload, separators=(",", ":")),
+            headers={"Content-Type": "application/json"},
+        )
 
     def close(self) -> None:
         self.interrupt_stream()

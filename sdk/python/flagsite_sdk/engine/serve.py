@@ -59,6 +59,8 @@ def _compile_rollout(
     for p in parts:
         total += p["weight"]
         ends.append(total)
+    if reason is Reason.STATIC:
+        reason = Reason.DEFAULT  # a fallback is never the flag's one fixed answer
     missing = _missing_outcome(shape, rollout, attr, "is missing", reason, rule_id)
     unusable = _missing_outcome(shape, rollout, attr, "is not a string or integer", reason, rule_id)
     prefix = shape.salt + "."

@@ -1,0 +1,152 @@
+"""Analytics use cases: ingest a batch, purge old raw events, compare a flag's variants."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from analytics import storage
+from analytics.models import EventBatch, EventKind, RawEvent
+from analytics.selectors import Window, comparison_inputs, empty_series
+from analytics.serializers import Batch, Event, validate_batch
+from analytics.stats import ComparisonConfig, ComparisonReport, compare
+from analytics.stats.histogram import N_BUCKETS, bucket_index
+
+logger = logging.getLogger(__name__)
+
+ROLLUP_BUCKET = timedelta(minutes=1)
+_BUCKET_SECONDS = int(ROLLUP_BUCKET.total_seconds())
+# Distinct users are tracked for these metrics; latency and custom values are per event.
+USER_METRICS = frozenset({EventKind.EXPOSURE, EventKind.ERROR, EventKind.CONVERSION})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicate: bool
+
+
+def retention() -> timedelta:
+    return timedelta(days=settings.ANALYTICS_RAW_RETENTION_DAYS)
+
+
+def bucket_start(moment: datetime) -> datetime:
+    seconds = int(moment.timestamp()) // _BUCKET_SECONDS * _BUCKET_SECONDS
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _metric_of(event: Event) -> str:
+    return f"custom:{event.name}" if event.kind == EventKind.CUSTOM else event.kind
+
+
+def aggregate(
+    events: list[Event],
+) -> tuple[dict[storage.RollupKey, storage.RollupDelta], dict[storage.FirstSeenKey, datetime]]:
+    """Per-batch rollup deltas (users still zero) and the earliest sighting per user.
+
+    A metric event counts towards every flag variant in its assignments: that is how an error or
+    a latency joins the cohort that saw the flag.
+    """
+    deltas: dict[storage.RollupKey, storage.RollupDelta] = defaultdict(storage.RollupDelta)
+    latencies: dict[storage.RollupKey, list[float]] = defaultdict(list)
+    first_seen: dict[storage.FirstSeenKey, datetime] = {}
+    buckets: dict[datetime, datetime] = {}
+    for event in events:
+        bucket = buckets.get(event.occurred_at)
+        if bucket is None:
+            bucket = buckets[event.occurred_at] = bucket_start(event.occurred_at)
+        metric = _metric_of(event)
+        targets = (
+            ((event.name, event.variant),)
+            if event.kind == EventKind.EXPOSURE
+            else event.assignments.items()
+        )
+        for flag, variant in targets:
+            key = (flag, variant, metric, bucket)
+            delta = deltas[key]
+            delta.events += 1
+            if event.value is not None:
+                delta.value_sum += event.value
+                if event.kind == EventKind.LATENCY:
+                    latencies[key].append(event.value)
+            if event.kind in USER_METRICS:
+                seen_key = (flag, variant, metric, event.context_key)
+                seen = first_seen.get(seen_key)
+                if seen is None or event.occurred_at < seen:
+                    first_seen[seen_key] = event.occurred_at
+    for key, values in latencies.items():
+        deltas[key].histogram = np.bincount(bucket_index(values), minlength=N_BUCKETS).tolist()
+    return deltas, first_seen
+
+
+def store_batch(environment_id: int, batch: Batch, received_at: datetime) -> IngestResult:
+    """Store a validated batch atomically; a batch id seen before stores nothing."""
+    deltas, first_seen = aggregate(batch.events)
+    with transaction.atomic():
+        batch_pk = storage.claim_batch(
+            environment_id, batch.batch_id, len(batch.events), received_at
+        )
+        if batch_pk is None:
+            return IngestResult(len(batch.events), duplicate=True)
+        storage.append_raw(environment_id, batch_pk, batch.events, received_at)
+        for (flag, variant, metric, _), seen_at in storage.insert_first_seen(
+            environment_id, first_seen
+        ):
+            deltas[(flag, variant, metric, bucket_start(seen_at))].users += 1
+        # Last, so the hot rollup rows stay locked for as short a time as possible.
+        storage.upsert_rollups(environment_id, deltas)
+    return IngestResult(len(batch.events), duplicate=False)
+
+
+def ingest(environment_id: int, payload: Any) -> IngestResult:
+    """Validate the whole batch (raises serializers.BatchInvalidError), then store it."""
+    now = timezone.now()
+    batch = validate_batch(payload, now, retention())
+    return store_batch(environment_id, batch, now)
+
+
+def purge_expired_events(chunk_size: int = 10_000, now: datetime | None = None) -> int:
+    """Delete raw events (and batch ids) older than the retention period, a chunk at a time.
+
+    Short transactions keep locks and WAL bursts small while ingestion goes on.
+    """
+    cutoff = (now or timezone.now()) - retention()
+    deleted = 0
+    while True:
+        ids = list(
+            RawEvent.objects.filter(received_at__lt=cutoff)
+            .order_by("received_at")
+            .values_list("id", flat=True)[:chunk_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            deleted += RawEvent.objects.filter(id__in=ids).delete()[0]
+    # Batch ids go with their events: past retention a retry would be rejected as too old.
+    EventBatch.objects.filter(received_at__lt=cutoff).delete()
+    if deleted:
+        logger.info("purged expired raw events", extra={"deleted": deleted})
+    return deleted
+
+
+def compare_variants(
+    environment_id: int,
+    flag_key: str,
+    window: Window,
+    control_variant: str,
+    weights: dict[str, float] | None = None,
+    config: ComparisonConfig | None = None,
+) -> ComparisonReport:
+    """The statistical comparison of every variant of a flag against the control, from rollups."""
+    series = comparison_inputs(environment_id, flag_key, window)
+    if not any(s.name == control_variant for s in series):
+        series.append(empty_series(control_variant, window))
+    return compare(series, control_variant, weights, config)

@@ -1,0 +1,212 @@
+"""The SQL of ingestion: COPY and set-based upserts on PostgreSQL, plain ORM on SQLite.
+
+SQLite exists only for the single-process demo, so its path favours simplicity over speed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from analytics.models import EventBatch, FirstSeen, RawEvent, Rollup
+from analytics.serializers import Event
+
+RAW_COLUMNS = (
+    "environment_id", "batch_id", "kind", "name", "variant", "context_key",
+    "occurred_at", "received_at", "value", "assignments",
+)  # fmt: skip
+
+FirstSeenKey = tuple[str, str, str, str]  # flag, variant, metric, context key
+RollupKey = tuple[str, str, str, datetime]  # flag, variant, metric, bucket start
+
+
+@dataclass
+class RollupDelta:
+    events: int = 0
+    users: int = 0
+    value_sum: float = 0.0
+    histogram: list[int] | None = None
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def claim_batch(
+    environment_id: int, batch_id: str, count: int, received_at: datetime
+) -> int | None:
+    """Insert the batch row; None when this batch id was already stored (a retry)."""
+    table = EventBatch._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (environment_id, batch_id, event_count, received_at) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (environment_id, batch_id) DO NOTHING RETURNING id",
+            [environment_id, batch_id, count, received_at],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def append_raw(
+    environment_id: int, batch_pk: int, events: Sequence[Event], received_at: datetime
+) -> None:
+    if not _postgres():
+        RawEvent.objects.bulk_create(
+            [
+                RawEvent(
+                    environment_id=environment_id,
+                    batch_id=batch_pk,
+                    kind=e.kind,
+                    name=e.name,
+                    variant=e.variant,
+                    context_key=e.context_key,
+                    occurred_at=e.occurred_at,
+                    received_at=received_at,
+                    value=e.value,
+                    assignments=e.assignments,
+                )
+                for e in events
+            ],
+            batch_size=500,
+        )
+        return
+    dumps = json.dumps
+    sql = f"COPY {RawEvent._meta.db_table} ({', '.join(RAW_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for e in events:
+            write_row(
+                (
+                    environment_id,
+                    batch_pk,
+                    e.kind,
+                    e.name,
+                    e.variant,
+                    e.context_key,
+                    e.occurred_at,
+                    received_at,
+                    e.value,
+                    dumps(e.assignments),
+                )
+            )
+
+
+def insert_first_seen(
+    environment_id: int, rows: dict[FirstSeenKey, datetime]
+) -> list[tuple[FirstSeenKey, datetime]]:
+    """Insert first sightings; returns only those that were new (the conflict-free inserts)."""
+    if not rows:
+        return []
+    # A fixed order: two batches that share users then lock index entries in the same order
+    # and cannot deadlock.
+    keys = sorted(rows)
+    if not _postgres():
+        existing = set(
+            FirstSeen.objects.filter(
+                environment_id=environment_id, context_key__in={k[3] for k in keys}
+            ).values_list("flag_key", "variant", "metric", "context_key")
+        )
+        new = [k for k in keys if k not in existing]
+        FirstSeen.objects.bulk_create(
+            [
+                FirstSeen(
+                    environment_id=environment_id,
+                    flag_key=f,
+                    variant=v,
+                    metric=m,
+                    context_key=c,
+                    first_seen_at=rows[(f, v, m, c)],
+                )
+                for f, v, m, c in new
+            ]
+        )
+        return [(k, rows[k]) for k in new]
+    table = FirstSeen._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "  # noqa: S608
+            "(environment_id, flag_key, variant, metric, context_key, first_seen_at) "
+            "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::timestamptz[]) "
+            "ON CONFLICT (environment_id, flag_key, variant, metric, context_key) DO NOTHING "
+            "RETURNING flag_key, variant, metric, context_key, first_seen_at",
+            [
+                environment_id,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+                [rows[k] for k in keys],
+            ],
+        )
+        return [((f, v, m, c), at) for f, v, m, c, at in cursor.fetchall()]
+
+
+_MERGE_HISTOGRAM = (
+    "CASE WHEN EXCLUDED.histogram IS NULL THEN r.histogram "
+    "WHEN r.histogram IS NULL THEN EXCLUDED.histogram "
+    "ELSE ARRAY(SELECT a + b FROM unnest(r.histogram, EXCLUDED.histogram) "
+    "WITH ORDINALITY AS u(a, b, i) ORDER BY i) END"
+)
+
+
+def upsert_rollups(environment_id: int, deltas: dict[RollupKey, RollupDelta]) -> None:
+    keys = sorted(deltas)  # same lock order in every transaction
+    if not _postgres():
+        _upsert_rollups_orm(environment_id, keys, deltas)
+        return
+    table = Rollup._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS r (environment_id, flag_key, variant, metric, "  # noqa: S608
+            "bucket_start, events, users, value_sum, histogram) "
+            "SELECT %s, f, v, m, b, e, u, s, h::bigint[] FROM unnest(%s::text[], %s::text[], "
+            "%s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::float8[], %s::text[]) "
+            "AS t(f, v, m, b, e, u, s, h) "
+            "ON CONFLICT (environment_id, flag_key, variant, metric, bucket_start) DO UPDATE SET "
+            "events = r.events + EXCLUDED.events, users = r.users + EXCLUDED.users, "
+            f"value_sum = r.value_sum + EXCLUDED.value_sum, histogram = {_MERGE_HISTOGRAM}",
+            [
+                environment_id,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+                [deltas[k].events for k in keys],
+                [deltas[k].users for k in keys],
+                [deltas[k].value_sum for k in keys],
+                [_array_literal(deltas[k].histogram) for k in keys],
+            ],
+        )
+
+
+def _array_literal(histogram: list[int] | None) -> str | None:
+    # Rows of one statement cannot carry arrays of arrays, so each histogram travels as text.
+    return None if histogram is None else "{" + ",".join(map(str, histogram)) + "}"
+
+
+def _upsert_rollups_orm(
+    environment_id: int, keys: Iterable[RollupKey], deltas: dict[RollupKey, RollupDelta]
+) -> None:
+    for key in keys:
+        flag, variant, metric, bucket = key
+        delta = deltas[key]
+        row, _ = Rollup.objects.select_for_update().get_or_create(
+            environment_id=environment_id,
+            flag_key=flag,
+            variant=variant,
+            metric=metric,
+            bucket_start=bucket,
+        )
+        row.events += delta.events
+        row.users += delta.users
+        row.value_sum += delta.value_sum
+        if delta.histogram is not None:
+            old = row.histogram or [0] * len(delta.histogram)
+            row.histogram = [a + b for a, b in zip(old, delta.histogram, strict=True)]
+        row.save()

@@ -1,0 +1,157 @@
+"""What every Flagsite ModelAdmin shares: role checks on every path and saves through
+flags.services, with service errors shown on the form's fields."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import HttpRequest
+
+from flags import roles
+from flags.errors import ApprovalRequired, ChangeRejected, FieldError, VersionConflict
+from flags.models import AuditFields
+
+M = TypeVar("M", bound=models.Model)
+SOURCE = AuditFields.Source.ADMIN
+
+
+def user_of(request: HttpRequest) -> User | AnonymousUser:
+    user = request.user
+    assert isinstance(user, User | AnonymousUser)
+    return user
+
+
+class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A model form whose save happens in ``apply`` (a service call) once it validates.
+
+    Errors from the service land on the matching field, or on the form when they do not
+    belong to a field shown here; a version conflict keeps the user's input and moves the
+    expected version on, so saving again is a deliberate overwrite.
+    """
+
+    request: ClassVar[HttpRequest]
+    reason = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="Why: recorded in the history. Required for changes that affect production.",
+    )
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and hasattr(self.instance, "version"):
+            self.fields["expected_version"].initial = self.instance.version
+        self.result: Any = None
+
+    @property
+    def actor(self) -> User:
+        user = self.request.user
+        assert isinstance(user, User)
+        return user
+
+    def apply(self, changes: dict[str, Any], reason: str) -> Any:
+        raise NotImplementedError
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            name: self.cleaned_data[name]
+            for name in self._meta.fields or ()
+            if name in self.cleaned_data
+        }
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if self.errors:
+            return
+        try:
+            self.result = self.apply(self.changes(), self.cleaned_data.get("reason") or "")
+        except ChangeRejected as exc:
+            for error in exc.errors:
+                self._add_service_error(error)
+        except VersionConflict as exc:
+            self.add_error(
+                None,
+                f"Someone else saved this while you were editing it (it is now version "
+                f"{exc.current_version}). Your changes were NOT saved and are still in the form "
+                f"below: compare them with the current version (open it in a new tab), then "
+                f"save again to apply them on top of it.",
+            )
+            data = self.data.copy()  # type: ignore[attr-defined]
+            data["expected_version"] = str(exc.current_version)
+            self.data = data
+        except ApprovalRequired as exc:
+            self.add_error(None, str(exc))
+        except PermissionDenied as exc:
+            self.add_error(None, str(exc) or "You may not make this change.")
+        else:
+            if self.result is not None and isinstance(self.result, models.Model):
+                self.instance = self.result
+
+    def _add_service_error(self, error: FieldError) -> None:
+        name = error.field
+        message = f"{error.path}: {error.message}" if error.path != name else error.message
+        if name is not None and name in self.fields:
+            self.add_error(name, message)
+        else:
+            self.add_error(None, f"{error.path or 'change'}: {error.message}")
+
+
+class RoleAdmin(admin.ModelAdmin[M], Generic[M]):
+    """Permission hooks mapped onto flags.roles; subclasses say which action each needs."""
+
+    view_action: roles.Action = "view"
+    change_action: roles.Action = "edit_flag"
+    add_action: roles.Action | None = "edit_flag"
+    delete_action: roles.Action | None = None
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return roles.has_any_role(user_of(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = user_of(request)
+        if obj is None:
+            return roles.has_any_role(user)
+        return roles.can(user, self.view_action, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = user_of(request)
+        if obj is None:
+            return roles.has_any_role(user)
+        return roles.can(user, self.change_action, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        if self.add_action is None:
+            return False
+        return roles.projects_with(user_of(request), self.add_codename()).exists()
+
+    def add_codename(self) -> str:
+        return {
+            "edit_flag": "edit_project_flags",
+            "edit_segment": "edit_project_segments",
+            "manage": "own_project",
+        }.get(self.add_action or "", "own_project")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.delete_action is None:
+            return False
+        if obj is None:
+            return roles.has_any_role(user_of(request))
+        return roles.can(user_of(request), self.delete_action, obj)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def save_model(self, request: HttpRequest, obj: M, form: Any, change: bool) -> None:
+        """The form's service call saved it already (see ServiceForm)."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)

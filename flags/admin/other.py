@@ -1,0 +1,121 @@
+"""Project, environment, segment and role-grant admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from flags import roles
+from flags.admin.base import RoleAdmin, user_of
+from flags.admin.forms import EnvironmentForm, ProjectForm, RoleGrantForm, SegmentForm
+from flags.models import Environment, Project, RoleGrant, Segment
+
+
+@admin.register(Project)
+class ProjectAdmin(RoleAdmin[Project]):
+    form = ProjectForm
+    change_action = "manage"
+    list_display = ("key", "name", "created_at")
+    search_fields = ("key", "name")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("flags.add_project"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("key",) if obj is not None else ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return roles.visible_projects(user_of(request))
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(RoleAdmin[Environment]):
+    form = EnvironmentForm
+    change_action = "manage"
+    add_action = "manage"
+    list_display = ("key", "name", "project", "is_production", "requires_approval", "sort_order")
+    list_filter = ("project", "is_production", "requires_approval")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("project", "key") if obj is not None else ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Environment]:
+        qs = super().get_queryset(request).select_related("project")
+        user = user_of(request)
+        return qs if user.is_superuser else qs.filter(pk__in=roles.visible_environments(user))
+
+
+@admin.register(Segment)
+class SegmentAdmin(RoleAdmin[Segment]):
+    form = SegmentForm
+    change_action = "edit_segment"
+    add_action = "edit_segment"
+    list_display = ("key", "name", "project", "version", "updated_at")
+    list_filter = ("project",)
+    search_fields = ("key", "name", "description")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("project", "key", "version") if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [
+            "project", "key", "name", "description", "key_attribute", "included", "excluded",
+            "rules",
+        ]  # fmt: skip
+        if obj is not None:
+            fields.append("version")
+        if obj is None or self.has_change_permission(request, obj):
+            fields += ["reason", "expected_version"]
+        return fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        qs = super().get_queryset(request).select_related("project")
+        user = user_of(request)
+        return qs if user.is_superuser else qs.filter(project__in=roles.visible_projects(user))
+
+
+@admin.register(RoleGrant)
+class RoleGrantAdmin(RoleAdmin[RoleGrant]):
+    form = RoleGrantForm
+    view_action = "manage"
+    change_action = "manage"
+    add_action = "manage"
+    delete_action = "manage"
+    list_display = ("user", "project", "role", "scope")
+    list_filter = ("project", "role")
+    filter_horizontal = ("environments",)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return roles.projects_with(user_of(request), "own_project").exists()
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return roles.can(user_of(request), "manage", obj.project)
+
+    has_change_permission = has_view_permission
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["user", "project", "role", "environments", "reason"]
+
+    @admin.display(description="Environments")
+    def scope(self, obj: RoleGrant) -> str:
+        keys = [e.key for e in obj.environments.all()]
+        return ", ".join(keys) if keys else "all"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RoleGrant]:
+        qs = super().get_queryset(request).select_related("user", "project")
+        return qs.filter(project__in=roles.projects_with(user_of(request), "own_project"))
+
+    def delete_model(self, request: HttpRequest, obj: RoleGrant) -> None:
+        roles.revoke_role(obj.user, obj.project)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RoleGrant]) -> None:
+        for grant in queryset:
+            roles.revoke_role(grant.user, grant.project)

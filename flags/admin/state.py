@@ -1,0 +1,205 @@
+"""Flag state admin: targeting per environment, the kill switch and change requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html_join
+
+from flags import roles, selectors, services
+from flags.admin.base import SOURCE, RoleAdmin, user_of
+from flags.admin.forms import FlagStateForm
+from flags.admin.kill import kill_confirmation
+from flags.errors import ChangeRejected, VersionConflict
+from flags.models import ChangeRequest, FlagState
+
+
+@admin.register(FlagState)
+class FlagStateAdmin(RoleAdmin[FlagState]):
+    form = FlagStateForm
+    change_action = "edit_state"
+    add_action = None
+    list_display = ("flag", "environment", "enabled", "serving", "version", "updated_at")
+    list_filter = ("environment__key", "enabled", "flag__kind", "flag__archived")
+    search_fields = ("flag__key", "flag__name")
+    list_select_related = ("flag", "environment", "environment__project")
+    readonly_fields = ("flag", "environment", "version", "targeting_summary")
+    actions = ["kill_switch"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        editable = ["enabled", "off_variant", "default_serve", "rules", "prerequisites"]
+        head = ["flag", "environment", "version", "targeting_summary"]
+        if obj is not None and self.has_change_permission(request, obj):
+            return [*head, *editable, "reason", "expected_version"]
+        return [*head, *editable]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
+        qs = super().get_queryset(request).select_related("flag", "environment__project")
+        user = user_of(request)
+        if user.is_superuser:
+            return qs
+        return qs.filter(environment__in=roles.visible_environments(user))
+
+    @admin.display(description="Serving")
+    def serving(self, obj: FlagState) -> str:
+        if not obj.enabled:
+            return f"off → {obj.off_variant}"
+        rules = f" after {len(obj.rules)} rule(s)" if obj.rules else ""
+        return f"{selectors.summarize_serve(obj.default_serve or {})}{rules}"
+
+    @admin.display(description="Targeting at a glance")
+    def targeting_summary(self, obj: FlagState) -> str:
+        lines = [selectors.summarize_rule(r) for r in obj.rules or []]
+        lines.append(f"otherwise → {selectors.summarize_serve(obj.default_serve or {})}")
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    @admin.action(description="Kill switch: turn off now (asks for a reason)")
+    def kill_switch(self, request: HttpRequest, queryset: QuerySet[FlagState]) -> Any:
+        return kill_confirmation(
+            request,
+            list(queryset),
+            context={**self.admin_site.each_context(request), "opts": self.model._meta,
+                     "action": "kill_switch",
+                     "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)]},
+            done_url=request.get_full_path(),
+        )  # fmt: skip
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:pk>/kill/",
+                self.admin_site.admin_view(self.kill_view),
+                name="flags_flagstate_kill",
+            )
+        ]
+        return own + super().get_urls()
+
+    def kill_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        state = get_object_or_404(self.get_queryset(request), pk=pk)
+        back = reverse("admin:flags_flag_change", args=[state.flag_id])
+        response = kill_confirmation(
+            request,
+            [state],
+            context={**self.admin_site.each_context(request), "opts": self.model._meta},
+            done_url=back,
+        )
+        assert response is not None
+        return response
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        state = get_object_or_404(self.get_queryset(request), pk=object_id)
+        return HttpResponseRedirect(reverse("admin:flags_flag_history", args=[state.flag_id]))
+
+    def response_change(self, request: HttpRequest, obj: FlagState) -> HttpResponse:
+        change_request = getattr(request, "_flags_change_request", None)
+        if change_request is not None:
+            messages.info(
+                request,
+                f"{obj.environment} requires approval: change request #{change_request.pk} "
+                "was submitted; it applies once someone else approves it.",
+            )
+            return HttpResponseRedirect(
+                reverse("admin:flags_changerequest_change", args=[change_request.pk])
+            )
+        return super().response_change(request, obj)
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(RoleAdmin[ChangeRequest]):
+    change_action = "approve"
+    add_action = None
+    list_display = ("id", "flag_state", "status", "author", "reviewer", "created_at")
+    list_filter = ("status", "flag_state__environment__key")
+    search_fields = ("flag_state__flag__key", "reason")
+    change_form_template = "admin/flags/changerequest/change_form.html"
+    readonly_fields = (
+        "flag_state", "status", "reason", "author", "created_at", "reviewer", "reviewed_at",
+        "review_comment", "applied_by", "applied_at", "base_version",
+    )  # fmt: skip
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeRequest]:
+        qs = (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "flag_state__flag", "flag_state__environment__project", "author", "reviewer"
+            )
+        )
+        user = user_of(request)
+        if user.is_superuser:
+            return qs
+        return qs.filter(flag_state__environment__in=roles.visible_environments(user))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # decisions go through decide_view, never a form
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        obj = get_object_or_404(self.get_queryset(request), pk=object_id)
+        current = services.state_snapshot(obj.flag_state)
+        diff = [
+            (name, current.get(name), value)
+            for name, value in obj.changes.items()
+            if current.get(name) != value
+        ]
+        user = user_of(request)
+        extra = {
+            **(extra_context or {}),
+            "diff": diff,
+            "can_decide": roles.can(user, "approve", obj) and obj.author_id != user.pk,
+            "can_apply": roles.can(user, "edit_state", obj.flag_state),
+            "is_author": obj.author_id == user.pk,
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:pk>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="flags_changerequest_decide",
+            )
+        ]
+        return own + super().get_urls()
+
+    def decide_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        obj = get_object_or_404(self.get_queryset(request), pk=pk)
+        user = user_of(request)
+        decision = request.POST.get("decision")
+        comment = request.POST.get("comment", "")
+        kwargs: dict[str, Any] = {"actor": user, "source": SOURCE, "reason": comment}
+        try:
+            if decision == "approve":
+                services.approve_change(obj, **kwargs)
+            elif decision == "reject":
+                services.reject_change(obj, **kwargs)
+            elif decision == "apply":
+                services.apply_change(obj, **kwargs)
+            else:
+                return HttpResponse("unknown decision", status=400)
+        except PermissionDenied:
+            raise
+        except VersionConflict:
+            messages.error(
+                request,
+                "The flag changed after this request was made, so it was not applied and is "
+                "now stale. Submit it again on top of the current version.",
+            )
+        except ChangeRejected as exc:
+            messages.error(request, f"Not applied: {exc}")
+        else:
+            messages.success(request, f"Change request #{obj.pk}: {decision} done.")
+        return HttpResponseRedirect(reverse("admin:flags_changerequest_change", args=[obj.pk]))
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        raise PermissionDenied

@@ -1,0 +1,317 @@
+"""Management: projects' environments, flags, flag states (kill, history, revert) and segments.
+
+Every write goes through flags.services, the same functions the admin calls: validated by the
+engine, versioned, audited (source "api") and role-checked. A management key acts as the user
+who created it, within its own project; environment-bound endpoints accept it only for its own
+environment. Reads check the "view" role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+
+from flags import roles, services
+from flags.api import serializers as s
+from flags.api.base import ApiView
+from flags.api.permissions import ManagementAccess, request_key
+from flags.api.throttling import ManagementThrottle
+from flags.models import Environment, Flag, FlagState, Project, Segment
+
+SOURCE = services.Source.API
+
+
+class ManagementView(ApiView):
+    permission_classes = [ManagementAccess]
+    throttle_classes = [ManagementThrottle]
+
+    def project(self, request: Request, project_key: str) -> Project:
+        project = get_object_or_404(Project, key=project_key)
+        key = request_key(request)
+        if key is not None and key.project_id != project.pk:
+            raise PermissionDenied("This API key belongs to another project.")
+        if not roles.can(request.user, "view", project):
+            raise PermissionDenied(f"You may not view {project}.")
+        return project
+
+    def environment(self, request: Request, project: Project, env_key: str) -> Environment:
+        env = get_object_or_404(
+            Environment.objects.select_related("project"), project=project, key=env_key
+        )
+        key = request_key(request)
+        if key is not None and key.environment_id != env.pk:
+            raise PermissionDenied(
+                f"This API key is scoped to environment {key.environment_key!r}, not {env.key!r}."
+            )
+        return env
+
+    def valid(self, serializer: Serializer[Any], data: Any) -> dict[str, Any]:
+        serializer.initial_data = data
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def page(self, request: Request, queryset: QuerySet[Any], out: type[Serializer[Any]]) -> Response:
+        paginator = LimitOffsetPagination()
+        rows = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(out(rows, many=True).data)
+
+
+def _bool(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+class FlagList(ManagementView):
+    @extend_schema(responses=s.FlagOut(many=True))
+    def get(self, request: Request, project: str) -> Response:
+        """Flags of the project; filters: archived, kind, tag, clientVisible, search."""
+        proj = self.project(request, project)
+        flags = Flag.objects.filter(project=proj).select_related("project").order_by("key")
+        params = request.query_params
+        flags = flags.filter(archived=_bool(params.get("archived", "false")))
+        if "kind" in params:
+            flags = flags.filter(kind=params["kind"])
+        if "tag" in params:
+            flags = flags.filter(tags__contains=[params["tag"]])
+        if "clientVisible" in params:
+            flags = flags.filter(client_visible=_bool(params["clientVisible"]))
+        if "search" in params:
+            flags = flags.filter(key__icontains=params["search"]) | flags.filter(
+                name__icontains=params["search"]
+            )
+        return self.page(request, flags, s.FlagOut)
+
+    @extend_schema(request=s.FlagIn, responses={201: s.FlagOut})
+    def post(self, request: Request, project: str) -> Response:
+        proj = self.project(request, project)
+        data, reason, _ = s.changes_of(self.valid(s.FlagIn(), request.data))
+        flag = services.create_flag(
+            proj, data=data, actor=request.user, source=SOURCE, reason=reason
+        )
+        return Response(s.FlagOut(flag).data, status=status.HTTP_201_CREATED)
+
+
+class FlagDetail(ManagementView):
+    def flag(self, request: Request, project: str, key: str) -> Flag:
+        proj = self.project(request, project)
+        return get_object_or_404(Flag.objects.select_related("project"), project=proj, key=key)
+
+    @extend_schema(responses=s.FlagOut)
+    def get(self, request: Request, project: str, key: str) -> Response:
+        return Response(s.FlagOut(self.flag(request, project, key)).data)
+
+    @extend_schema(request=s.FlagPatch, responses=s.FlagOut)
+    def patch(self, request: Request, project: str, key: str) -> Response:
+        flag = self.flag(request, project, key)
+        changes, reason, version = s.changes_of(
+            self.valid(s.FlagPatch(partial=True), request.data)
+        )
+        if version is None:
+            return Response(
+                {"errors": [{"path": "version", "message": "This field is required."}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        flag = services.update_flag(
+            flag, changes=changes, expected_version=version, actor=request.user,
+            source=SOURCE, reason=reason,
+        )  # fmt: skip
+        return Response(s.FlagOut(flag).data)
+
+    @extend_schema(responses=s.FlagOut)
+    def delete(self, request: Request, project: str, key: str) -> Response:
+        """Archives the flag (it leaves every ruleset); history is kept."""
+        flag = self.flag(request, project, key)
+        reason = str(request.query_params.get("reason", ""))
+        flag = services.archive_flag(flag, actor=request.user, source=SOURCE, reason=reason)
+        return Response(s.FlagOut(flag).data)
+
+
+class StateView(ManagementView):
+    def state(self, request: Request, project: str, key: str, env: str) -> FlagState:
+        proj = self.project(request, project)
+        environment = self.environment(request, proj, env)
+        state = get_object_or_404(
+            FlagState.objects.select_related("flag", "environment__project"),
+            flag__project=proj, flag__key=key, environment=environment,
+        )  # fmt: skip
+        if not roles.can(request.user, "view", state):
+            raise PermissionDenied(f"You may not view flags in {environment}.")
+        return state
+
+
+class StateDetail(StateView):
+    @extend_schema(responses=s.StateOut)
+    def get(self, request: Request, project: str, key: str, env: str) -> Response:
+        return Response(s.StateOut(self.state(request, project, key, env)).data)
+
+    @extend_schema(request=s.StatePatch, responses=s.StateOut)
+    def patch(self, request: Request, project: str, key: str, env: str) -> Response:
+        state = self.state(request, project, key, env)
+        changes, reason, version = s.changes_of(self.valid(s.StatePatch(), request.data))
+        assert version is not None
+        state = services.update_flag_state(
+            state, changes=changes, expected_version=version, actor=request.user,
+            source=SOURCE, reason=reason,
+        )  # fmt: skip
+        return Response(s.StateOut(state).data)
+
+
+class StateList(ManagementView):
+    @extend_schema(responses=s.StateOut(many=True))
+    def get(self, request: Request, project: str, env: str) -> Response:
+        """Every flag's state in one environment; filter: enabled."""
+        proj = self.project(request, project)
+        environment = self.environment(request, proj, env)
+        if not roles.can(request.user, "view", FlagState(environment=environment)):
+            raise PermissionDenied(f"You may not view flags in {environment}.")
+        states = FlagState.objects.filter(environment=environment, flag__archived=False)
+        if "enabled" in request.query_params:
+            states = states.filter(enabled=_bool(request.query_params["enabled"]))
+        states = states.select_related("flag", "environment").order_by("flag__key")
+        return self.page(request, states, s.StateOut)
+
+
+class Kill(StateView):
+    @extend_schema(request=s.KillIn, responses=s.StateOut)
+    def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        """The kill switch: off at once, no version check, no approval step."""
+        state = self.state(request, project, key, env)
+        reason = self.valid(s.KillIn(), request.data)["reason"]
+        state = services.kill_flag(state, actor=request.user, source=SOURCE, reason=reason)
+        return Response(s.StateOut(state).data)
+
+
+class History(StateView):
+    @extend_schema(responses=dict)
+    def get(self, request: Request, project: str, key: str, env: str) -> Response:
+        """Every recorded version of the flag state, newest first (historyId is for revert)."""
+        state = self.state(request, project, key, env)
+        records = FlagState.history.filter(id=state.pk).select_related("history_user")
+        records = records.order_by("-history_date", "-history_id")
+        paginator = LimitOffsetPagination()
+        rows = paginator.paginate_queryset(records, request, view=self) or []
+        out = [
+            {
+                "historyId": r.history_id,
+                "version": r.version,
+                "at": r.history_date.isoformat(),
+                "by": getattr(r.history_user, "username", None),
+                "source": r.history_source,
+                "reason": r.history_change_reason or "",
+                "enabled": r.enabled,
+                "offVariant": r.off_variant,
+                "rules": r.rules,
+                "defaultServe": r.default_serve,
+                "prerequisites": r.prerequisites,
+            }
+            for r in rows
+        ]
+        return paginator.get_paginated_response(out)
+
+
+class Revert(StateView):
+    @extend_schema(request=s.RevertIn, responses=s.StateOut)
+    def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        state = self.state(request, project, key, env)
+        data = self.valid(s.RevertIn(), request.data)
+        state = services.revert_flag_state(
+            state, data["history_id"], actor=request.user, source=SOURCE,
+            reason=data["reason"], expected_version=data.get("version"),
+        )  # fmt: skip
+        return Response(s.StateOut(state).data)
+
+
+class SegmentList(ManagementView):
+    @extend_schema(responses=s.SegmentOut(many=True))
+    def get(self, request: Request, project: str) -> Response:
+        proj = self.project(request, project)
+        segments = Segment.objects.filter(project=proj).order_by("key")
+        if "search" in request.query_params:
+            segments = segments.filter(key__icontains=request.query_params["search"])
+        return self.page(request, segments, s.SegmentOut)
+
+    @extend_schema(request=s.SegmentIn, responses={201: s.SegmentOut})
+    def post(self, request: Request, project: str) -> Response:
+        proj = self.project(request, project)
+        data, reason, _ = s.changes_of(self.valid(s.SegmentIn(), request.data))
+        segment = services.create_segment(
+            proj, data=data, actor=request.user, source=SOURCE, reason=reason
+        )
+        return Response(s.SegmentOut(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetail(ManagementView):
+    def segment(self, request: Request, project: str, key: str) -> Segment:
+        proj = self.project(request, project)
+        return get_object_or_404(Segment, project=proj, key=key)
+
+    @extend_schema(responses=s.SegmentOut)
+    def get(self, request: Request, project: str, key: str) -> Response:
+        return Response(s.SegmentOut(self.segment(request, project, key)).data)
+
+    @extend_schema(request=s.SegmentPatch, responses=s.SegmentOut)
+    def patch(self, request: Request, project: str, key: str) -> Response:
+        segment = self.segment(request, project, key)
+        changes, reason, version = s.changes_of(
+            self.valid(s.SegmentPatch(partial=True), request.data)
+        )
+        if version is None:
+            return Response(
+                {"errors": [{"path": "version", "message": "This field is required."}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        segment = services.update_segment(
+            segment, changes=changes, expected_version=version, actor=request.user,
+            source=SOURCE, reason=reason,
+        )  # fmt: skip
+        return Response(s.SegmentOut(segment).data)
+
+    def delete(self, request: Request, project: str, key: str) -> Response:
+        segment = self.segment(request, project, key)
+        reason = str(request.query_params.get("reason", ""))
+        services.delete_segment(segment, actor=request.user, source=SOURCE, reason=reason)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnvironmentList(ManagementView):
+    @extend_schema(responses=s.EnvironmentOut(many=True))
+    def get(self, request: Request, project: str) -> Response:
+        proj = self.project(request, project)
+        envs = Environment.objects.filter(project=proj).select_related("ruleset")
+        return self.page(request, envs.order_by("sort_order", "key"), s.EnvironmentOut)
+
+    @extend_schema(request=s.EnvironmentIn, responses={201: s.EnvironmentOut})
+    def post(self, request: Request, project: str) -> Response:
+        proj = self.project(request, project)
+        data, reason, _ = s.changes_of(self.valid(s.EnvironmentIn(), request.data))
+        env = services.create_environment(
+            proj, data=data, actor=request.user, source=SOURCE, reason=reason
+        )
+        return Response(s.EnvironmentOut(env).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetail(ManagementView):
+    @extend_schema(responses=s.EnvironmentOut)
+    def get(self, request: Request, project: str, env: str) -> Response:
+        proj = self.project(request, project)
+        return Response(s.EnvironmentOut(self.environment(request, proj, env)).data)
+
+    @extend_schema(request=s.EnvironmentPatch, responses=s.EnvironmentOut)
+    def patch(self, request: Request, project: str, env: str) -> Response:
+        proj = self.project(request, project)
+        environment = self.environment(request, proj, env)
+        changes, reason, _ = s.changes_of(
+            self.valid(s.EnvironmentPatch(partial=True), request.data)
+        )
+        environment = services.update_environment(
+            environment, changes=changes, actor=request.user, source=SOURCE, reason=reason
+        )
+        return Response(s.EnvironmentOut(environment).data)

@@ -1,0 +1,22 @@
+"""Management URLs, under /api/v1/: everything lives in a project."""
+
+from django.urls import path
+
+from flags.api import management as m
+
+P = "projects/<str:project>"
+S = f"{P}/flags/<str:key>/environments/<str:env>"
+
+urlpatterns = [
+    path(f"{P}/environments", m.EnvironmentList.as_view(), name="api-environments"),
+    path(f"{P}/environments/<str:env>", m.EnvironmentDetail.as_view(), name="api-environment"),
+    path(f"{P}/environments/<str:env>/flags", m.StateList.as_view(), name="api-states"),
+    path(f"{P}/flags", m.FlagList.as_view(), name="api-flags"),
+    path(f"{P}/flags/<str:key>", m.FlagDetail.as_view(), name="api-flag"),
+    path(S, m.StateDetail.as_view(), name="api-state"),
+    path(f"{S}/kill", m.Kill.as_view(), name="api-kill"),
+    path(f"{S}/history", m.History.as_view(), name="api-history"),
+    path(f"{S}/revert", m.Revert.as_view(), name="api-revert"),
+    path(f"{P}/segments", m.SegmentList.as_view(), name="api-segments"),
+    path(f"{P}/segments/<str:key>", m.SegmentDetail.as_view(), name="api-segment"),
+]

@@ -1,0 +1,86 @@
+"""``GET /api/v1/sdk/stream``: Server-Sent Events of ruleset versions, for server SDKs.
+
+An async view over an async generator: under the ASGI server each open stream is a suspended
+coroutine waiting on an asyncio.Event, not a thread. flags.evaluation's listener wakes it when
+a new version is installed; the frame was serialized once for every subscriber. Django cancels
+the generator when the client disconnects, and ``finally`` unsubscribes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from apikeys.authentication import raw_key, resolve_key
+from flags import evaluation
+from flags.evaluation import Snapshot, Subscription
+
+RETRY_FRAME = b"retry: 1000\n\n"
+HEARTBEAT_FRAME = b": heartbeat\n\n"
+
+
+def _refusal(status: int, detail: str) -> JsonResponse:
+    response = JsonResponse({"detail": detail}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="flagsite"'
+    return response
+
+
+async def _events(
+    sub: Subscription, first: Snapshot, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    heartbeat = float(settings.FLAGSITE_SSE_HEARTBEAT_SECONDS)
+    try:
+        yield RETRY_FRAME
+        sent = first.version
+        if last_event_id != str(first.version):
+            yield first.event
+        while True:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    await sub.changed.wait()
+            except TimeoutError:
+                yield HEARTBEAT_FRAME
+                continue
+            sub.changed.clear()
+            snap = evaluation.cached(sub.environment_id)
+            if snap is not None and snap.version > sent:
+                sent = snap.version
+                yield snap.event
+    finally:
+        evaluation.unsubscribe(sub)
+
+
+@require_GET
+async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
+    raw = raw_key(request.headers)
+    if raw is None:
+        return _refusal(401, "Authentication credentials were not provided.")
+    key = await sync_to_async(resolve_key)(raw) if raw.startswith("fs_") else None
+    if key is None:
+        return _refusal(401, "Unknown or revoked API key.")
+    if key.kind != "server":
+        return _refusal(
+            403, f"A {key.kind} key cannot be used here: this endpoint needs a server API key."
+        )
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    # Subscribe before reading the current version, so a change in between is not missed.
+    sub = evaluation.subscribe(key.environment_id)
+    try:
+        first = evaluation.cached(key.environment_id)
+        if first is None:
+            first = await sync_to_async(evaluation.get_snapshot)(key.environment_id)
+    except BaseException:
+        evaluation.unsubscribe(sub)
+        raise
+    response = StreamingHttpResponse(
+        _events(sub, first, last_event_id), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

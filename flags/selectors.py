@@ -1,0 +1,175 @@
+"""Reads for people: one-line summaries of targeting, a flag across its environments, and
+its history across environments with a field-by-field diff."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+
+from flags import roles
+from flags.models import Environment, Flag, FlagState
+
+BUCKETS = 100_000
+
+
+def _values(values: Sequence[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def summarize_condition(cond: dict[str, Any]) -> str:
+    op = str(cond.get("operator", "?"))
+    values = cond.get("values", [])
+    if op in ("in_segment", "not_in_segment"):
+        text = f"{'in' if op == 'in_segment' else 'not in'} segment {_values(values)}"
+    elif op in ("exists", "not_exists"):
+        text = f"{cond.get('attribute')} {'is set' if op == 'exists' else 'is not set'}"
+    else:
+        text = f"{cond.get('attribute')} {op.replace('_', ' ')} {_values(values)}"
+    return f"not ({text})" if cond.get("negate") else text
+
+
+def summarize_serve(serve: dict[str, Any]) -> str:
+    if "variant" in serve:
+        return str(serve["variant"])
+    rollout = serve.get("rollout") or {}
+    parts = [
+        f"{_percent(int(p.get('weight', 0)))} {p.get('variant')}"
+        for p in rollout.get("variants", [])
+        if p.get("weight")
+    ]
+    by = rollout.get("bucketBy")
+    return " / ".join(parts) + (f" by {by}" if by else "")
+
+
+def _percent(weight: int) -> str:
+    return f"{weight * 100 / BUCKETS:g}%"
+
+
+def summarize_rule(rule: dict[str, Any]) -> str:
+    conditions = [summarize_condition(c) for c in rule.get("conditions", [])]
+    when = " and ".join(conditions) if conditions else "everyone"
+    return f"if {when} → {summarize_serve(rule.get('serve', {}))}"
+
+
+def rollout_percentage(state: FlagState, on_variant: str | None = None) -> float | None:
+    """Share of the default serve that does not get the off variant, in percent; None when
+    the flag is off (nobody gets it but the rules' matches)."""
+    if not state.enabled:
+        return None
+    serve = state.default_serve or {}
+    if "variant" in serve:
+        return 0.0 if serve["variant"] == state.off_variant else 100.0
+    parts = (serve.get("rollout") or {}).get("variants", [])
+    on = sum(int(p["weight"]) for p in parts if p.get("variant") != state.off_variant)
+    return on * 100 / BUCKETS
+
+
+@dataclass(frozen=True)
+class StateOverview:
+    environment: Environment
+    state: FlagState
+    rollout: float | None
+    default_serve: str
+    rules: list[str]
+    can_edit: bool
+
+
+def flag_overview(flag: Flag, user: User | AnonymousUser) -> list[StateOverview]:
+    """The flag's state in every environment the user may see, in environment order."""
+    states = (
+        FlagState.objects.filter(flag=flag)
+        .select_related("environment", "environment__project", "flag")
+        .order_by("environment__sort_order", "environment__key")
+    )
+    return [
+        StateOverview(
+            environment=s.environment,
+            state=s,
+            rollout=rollout_percentage(s),
+            default_serve=summarize_serve(s.default_serve or {}),
+            rules=[summarize_rule(r) for r in s.rules or []],
+            can_edit=roles.can(user, "edit_state", s),
+        )
+        for s in states
+        if roles.can(user, "view", s)
+    ]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: str
+    new: str
+
+
+@dataclass
+class HistoryEntry:
+    history_id: int
+    when: datetime
+    who: str
+    source: str
+    reason: str
+    subject: str  # "definition" or the environment key
+    kind: str  # "+", "~" or "-"
+    version: int
+    state_id: int | None
+    changes: list[FieldChange] = field(default_factory=list)
+    can_revert: bool = False
+
+
+_HIDDEN = {"updated_at", "updated_by", "version", "created_at"}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else str(value)
+
+
+def _entries(records: Iterable[Any], subject: str) -> list[HistoryEntry]:
+    out: list[HistoryEntry] = []
+    previous = None
+    for record in records:
+        entry = HistoryEntry(
+            history_id=record.history_id,
+            when=record.history_date,
+            who=str(record.history_user or "—"),
+            source=record.get_history_source_display(),
+            reason=record.history_change_reason or "",
+            subject=subject,
+            kind=record.history_type,
+            version=record.version,
+            state_id=record.id if subject != "definition" else None,
+        )
+        if previous is not None:
+            delta = record.diff_against(previous)
+            entry.changes = [
+                FieldChange(c.field, _show(c.old), _show(c.new))
+                for c in delta.changes
+                if c.field not in _HIDDEN
+            ]
+        out.append(entry)
+        previous = record
+    return out
+
+
+def flag_history(flag: Flag, user: User | AnonymousUser) -> list[HistoryEntry]:
+    """The flag's definition history and its state history in every visible environment,
+    newest first, each with what changed since the version before."""
+    entries = _entries(Flag.history.filter(id=flag.pk).order_by("history_id"), "definition")
+    for state in FlagState.objects.filter(flag=flag).select_related("environment__project"):
+        if not roles.can(user, "view", state):
+            continue
+        records = FlagState.history.filter(id=state.pk).order_by("history_id")
+        state_entries = _entries(records.select_related("history_user"), state.environment.key)
+        editable = roles.can(user, "edit_state", state)
+        for entry in state_entries[:-1]:
+            entry.can_revert = editable
+        entries.extend(state_entries)
+    entries.sort(key=lambda e: (e.when, e.history_id), reverse=True)
+    return entries

@@ -1,0 +1,313 @@
+"""FlagsiteClient: evaluates flags locally against a ruleset kept current in the background.
+
+Every public method is safe to call from any thread and never raises into the caller: a
+problem becomes the caller's default, with an error code in ``details``. No evaluation waits on
+the network; only the constructor waits, at most ``init_timeout`` seconds, for the first ruleset.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from flagsite_sdk.engine import ErrorCode, EvaluationDetails, Reason
+from flagsite_sdk.engine.serve import Resolver
+from flagsite_sdk.events import EventOptions, EventStats, ExposureRecorder
+from flagsite_sdk.store import RulesetStore, Snapshot, Source, read_document
+from flagsite_sdk.sync import Synchronizer, SyncOptions
+from flagsite_sdk.transport import Transport
+
+log = logging.getLogger("flagsite_sdk")
+
+Context = Mapping[str, Any]
+_EMPTY: Context = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    ruleset_version: int | None
+    ruleset_source: str | None
+    stream_connected: bool
+    stream_failures: int
+    poll_failures: int
+    rejected_rulesets: int
+    events: EventStats | None
+
+
+class FlagsiteClient:
+    def __init__(
+        self,
+        url: str | None = None,
+        server_key: str | None = None,
+        *,
+        init_timeout: float = 5.0,
+        bootstrap: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        cache_path: str | os.PathLike[str] | None = None,
+        offline: bool = False,
+        streaming: bool = True,
+        poll_interval: float = 30.0,
+        stream_read_timeout: float = 45.0,
+        request_timeout: float = 5.0,
+        stream_url: str | None = None,
+        record_exposures: bool = True,
+        events: EventOptions | None = None,
+    ) -> None:
+        """``url`` and ``server_key`` may be omitted only with ``offline=True`` (then
+        ``bootstrap`` is the whole ruleset). ``stream_url`` overrides where the stream is
+        read from, e.g. a sidecar proxy."""
+        self.offline = offline or url is None
+        self._store = RulesetStore(cache_path)
+        self._sync: Synchronizer | None = None
+        self._transport: Transport | None = None
+        self._recorder: ExposureRecorder | None = None
+        self._closed = False
+        # Hot-path shortcuts, replaced together with each new ruleset or recorder.
+        self._booleans: Mapping[str, Resolver] = {}
+        self._seen: dict[Hashable, dict[str, str]] | None = None
+        self._record_unseen: Callable[[Hashable, str, str], None] = _ignore
+        self._store.add_listener(self._install)
+        if bootstrap is not None:
+            self._bootstrap(bootstrap)
+        if not self.offline:
+            if not server_key:
+                raise ValueError("server_key is required unless offline=True")
+            assert url is not None
+            self._store.load_cache()
+            self._transport = Transport(
+                url, server_key, timeout=request_timeout, stream_url=stream_url
+            )
+            if record_exposures:
+                recorder = ExposureRecorder(self._transport, events or EventOptions())
+                recorder.start()
+                self._use_recorder(recorder)
+            self._sync = Synchronizer(
+                self._store,
+                self._transport,
+                SyncOptions(
+                    streaming=streaming,
+                    poll_interval=poll_interval,
+                    stream_read_timeout=stream_read_timeout,
+                ),
+            )
+            self._sync.start()
+            if init_timeout > 0 and not self._store.wait_for_server(init_timeout):
+                log.warning(
+                    "flagsite: no ruleset from %s within %ss; serving %s",
+                    url,
+                    init_timeout,
+                    self._store.current.source if self._store.current else "caller defaults",
+                )
+        self._atexit = _close_at_exit(self)
+
+    def _use_recorder(self, recorder: ExposureRecorder) -> None:
+        self._recorder = recorder
+        self._seen = recorder.seen
+        self._record_unseen = recorder.record_unseen
+
+    def _install(self, snapshot: Snapshot) -> None:
+        self._booleans = snapshot.booleans
+
+    def _bootstrap(self, bootstrap: Mapping[str, Any] | str | os.PathLike[str]) -> None:
+        try:
+            document = bootstrap if isinstance(bootstrap, Mapping) else read_document(bootstrap)
+        except (OSError, ValueError):
+            log.exception("flagsite: unreadable bootstrap %s", bootstrap)
+            return
+        self._store.apply(document, Source.BOOTSTRAP)
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    def is_enabled(self, key: str, context: Context | None = None, default: bool = False) -> bool:
+        """True when a boolean flag serves true; ``default`` for unknown, non-boolean or
+        failing flags, and before any ruleset has arrived."""
+        resolve = self._booleans.get(key)
+        if resolve is None:
+            return default
+        ctx = context if context is not None else _EMPTY
+        try:
+            details = resolve(ctx)
+        except Exception:
+            return default
+        if details.error_code is not None:
+            return default
+        seen = self._seen
+        if seen is not None:
+            # ExposureRecorder.record, inlined: this is the hottest path of the SDK.
+            context_key = ctx.get("targetingKey") or ctx.get("userId")
+            if context_key:
+                variant = details.variant
+                flags = seen.get(context_key)
+                if flags is None or flags.get(key) != variant:
+                    self._record_unseen(context_key, key, variant)
+        value: bool = details.value
+        return value
+
+    def details(
+        self, key: str, context: Context | None = None, default: Any = None
+    ) -> EvaluationDetails:
+        """The full outcome: value, variant, reason, error code, rule and flag version."""
+        snapshot = self._store.current
+        if snapshot is None:
+            return _not_ready(key, default)
+        ctx = context if context is not None else _EMPTY
+        try:
+            details = snapshot.ruleset.evaluate(key, ctx, default)
+        except Exception as exc:  # the engine promises not to raise; the client promises too
+            return _failed(key, default, exc)
+        recorder = self._recorder
+        if recorder is not None and details.variant is not None and details.error_code is None:
+            recorder.record(key, details.variant, ctx)
+        return details
+
+    def variant(
+        self, key: str, context: Context | None = None, default: str | None = None
+    ) -> str | None:
+        details = self.details(key, context)
+        return details.variant if details.error_code is None else default
+
+    def get_boolean(self, key: str, context: Context | None = None, default: bool = False) -> bool:
+        value: bool = self._typed(key, context, default, (bool,))
+        return value
+
+    def get_string(self, key: str, context: Context | None = None, default: str = "") -> str:
+        value: str = self._typed(key, context, default, (str,))
+        return value
+
+    def get_number(self, key: str, context: Context | None = None, default: float = 0) -> float:
+        value: float = self._typed(key, context, default, (int, float))
+        return value
+
+    def get_json(self, key: str, context: Context | None = None, default: Any = None) -> Any:
+        return self.details(key, context, default).value
+
+    def _typed(
+        self, key: str, context: Context | None, default: Any, types: tuple[type, ...]
+    ) -> Any:
+        value = self.details(key, context, default).value
+        # bool is an int subclass; a boolean flag must not read as the number 1.
+        if type(value) in types:
+            return value
+        return default
+
+    def evaluate_all(self, context: Context | None = None) -> dict[str, EvaluationDetails]:
+        """Every flag for one context, e.g. to hand to a front end. Records no exposures:
+        nothing says the caller will show them all."""
+        snapshot = self._store.current
+        if snapshot is None:
+            return {}
+        try:
+            return snapshot.ruleset.evaluate_all(context if context is not None else _EMPTY)
+        except Exception:
+            log.exception("flagsite: evaluate_all failed")
+            return {}
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """A ruleset is being served (from the server, the on-disk copy or a bootstrap)."""
+        return self._store.current is not None
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The ruleset being served now, with where it came from."""
+        return self._store.current
+
+    @property
+    def version(self) -> int | None:
+        snapshot = self._store.current
+        return snapshot.version if snapshot is not None else None
+
+    def wait_until_ready(self, timeout: float) -> bool:
+        """Waits for a ruleset from the server (not a cache); False on timeout."""
+        return self._store.wait_for_server(timeout)
+
+    def on_change(self, listener: Callable[[Snapshot], None]) -> None:
+        """Calls ``listener`` from a background thread after each new ruleset is installed."""
+        self._store.add_listener(listener)
+
+    def refresh(self) -> bool:
+        """Polls the server once now; True when it answered."""
+        return self._sync.poll_once() if self._sync is not None else False
+
+    def flush(self) -> None:
+        """Sends the queued exposure events now (blocking)."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def stats(self) -> ClientStats:
+        snapshot = self._store.current
+        sync = self._sync
+        return ClientStats(
+            ruleset_version=snapshot.version if snapshot else None,
+            ruleset_source=str(snapshot.source) if snapshot else None,
+            stream_connected=bool(sync and sync.stream_connected.is_set()),
+            stream_failures=sync.stream_failures if sync else 0,
+            poll_failures=sync.poll_failures if sync else 0,
+            rejected_rulesets=self._store.rejected,
+            events=self._recorder.stats() if self._recorder else None,
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the background threads and flushes exposure events (within ``timeout``)."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._atexit)
+        if self._sync is not None:
+            self._sync.stop()
+        if self._recorder is not None:
+            self._recorder.close(timeout)
+        if self._transport is not None:
+            self._transport.close()
+
+    def __enter__(self) -> FlagsiteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close_at_exit(client: FlagsiteClient) -> Callable[[], None]:
+    # A weak reference, so registering for exit does not keep an abandoned client alive.
+    ref = weakref.ref(client)
+
+    def close() -> None:
+        target = ref()
+        if target is not None:
+            target.close()
+
+    atexit.register(close)
+    return close
+
+
+def _ignore(context_key: Hashable, flag: str, variant: str) -> None:
+    pass
+
+
+def _not_ready(key: str, default: Any) -> EvaluationDetails:
+    return EvaluationDetails(
+        flag_key=key,
+        value=default,
+        variant=None,
+        reason=Reason.ERROR,
+        error_code=ErrorCode.GENERAL,
+        error_message="no ruleset yet (server unreachable and no cache or bootstrap)",
+    )
+
+
+def _failed(key: str, default: Any, exc: Exception) -> EvaluationDetails:
+    return EvaluationDetails(
+        flag_key=key,
+        value=default,
+        variant=None,
+        reason=Reason.ERROR,
+        error_code=ErrorCode.GENERAL,
+        error_message=repr(exc),
+    )

@@ -54,7 +54,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             return roles.can(request.user, "manage", obj.environment)
         return self.has_module_permission(request)
 
-    has_add_permission = has_module_permission  # type: ignore[assignment]
+    has_add_permission = has_module_permission
 
     def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         # Keys are immutable; "change" only means running the revoke action.
@@ -64,9 +64,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         return False  # revoke instead, so the audit trail keeps the key
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
-        key, raw = services.issue(
-            obj.environment, kind=obj.kind, name=obj.name, actor=request.user
-        )
+        key, raw = services.issue(obj.environment, kind=obj.kind, name=obj.name, actor=request.user)
         obj.pk = key.pk
         messages.warning(
             request,

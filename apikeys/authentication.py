@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -68,14 +69,12 @@ def forget_key(digest: str | None = None) -> None:
             _cache.pop(digest, None)
 
 
-def raw_key(headers: dict[str, str] | object) -> str | None:
+def raw_key(headers: Mapping[str, str]) -> str | None:
     """The key a request presents, from any of the accepted headers."""
-    get = headers.get  # type: ignore[attr-defined]
-    header: str = get("Authorization", "") or ""
+    header = headers.get("Authorization", "") or ""
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    value: str | None = get("X-Flagsite-Key") or get("X-API-Key")
-    return value
+    return headers.get("X-Flagsite-Key") or headers.get("X-API-Key")
 
 
 def resolve_key(raw: str) -> AuthenticatedKey | None:
@@ -114,7 +113,9 @@ def key_user(key: AuthenticatedKey) -> AbstractBaseUser | AnonymousUser:
     """Management keys act as the user who created them; SDK keys act as nobody."""
     if key.kind != ApiKey.Kind.MANAGEMENT:
         return AnonymousUser()
-    user = get_user_model().objects.filter(pk=key.created_by_id, is_active=True).first()
+    user = None
+    if key.created_by_id is not None:
+        user = get_user_model().objects.filter(pk=key.created_by_id, is_active=True).first()
     if user is None:
         raise exceptions.AuthenticationFailed(
             "This management key's creator no longer exists or is inactive."

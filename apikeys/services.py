@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from flags.models import Environment
 
 
 def issue(
-    environment: Environment, *, kind: str, name: str, actor: AbstractBaseUser | AnonymousUser
+    environment: Environment, *, kind: str, name: str, actor: User | AnonymousUser
 ) -> tuple[ApiKey, str]:
     """Creates a key; the raw secret is returned once and never stored."""
     roles.require(actor, "manage", environment)
@@ -25,7 +25,7 @@ def issue(
     return ApiKey.issue(environment=environment, kind=kind, name=name, created_by=actor)
 
 
-def revoke(key: ApiKey, *, actor: AbstractBaseUser | AnonymousUser) -> ApiKey:
+def revoke(key: ApiKey, *, actor: User | AnonymousUser) -> ApiKey:
     """Revokes a key everywhere: this process forgets it now, every process on commit."""
     roles.require(actor, "manage", key.environment)
     with transaction.atomic():

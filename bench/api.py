@@ -29,14 +29,16 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flagsite_api_bench")
+DB_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flagsite_api_bench"
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 PREFIX = os.environ.get("BENCH_REDIS_PREFIX", "apibench")
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # --- Setup ------------------------------------------------------------------------------------
@@ -54,8 +56,15 @@ def ensure_database() -> None:
 
 def setup_data() -> dict[str, str]:
     """Migrates and creates a fresh project with 20 flags; returns the raw keys and names."""
-    os.environ.update({"FLAGSITE_ENV": "test", "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL,
-                       "FLAGSITE_REDIS_PREFIX": PREFIX, "DJANGO_SETTINGS_MODULE": "flagsite.settings"})  # fmt: skip
+    os.environ.update(
+        {
+            "FLAGSITE_ENV": "test",
+            "DATABASE_URL": DB_URL,
+            "REDIS_URL": REDIS_URL,
+            "FLAGSITE_REDIS_PREFIX": PREFIX,
+            "DJANGO_SETTINGS_MODULE": "flagsite.settings",
+        }
+    )
     sys.path[:0] = [str(ROOT), str(ROOT / "sdk" / "python")]
     import django
 
@@ -68,39 +77,82 @@ def setup_data() -> dict[str, str]:
     from flags.models import Environment, FlagState
 
     call_command("migrate", verbosity=0)
-    owner, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
+    owner, _ = User.objects.get_or_create(
+        username="bench", defaults={"is_superuser": True, "is_staff": True}
+    )
     project_key = f"bench{int(time.time())}"
     project = services.create_project(key=project_key, name="Bench", actor=owner, source="api")
     env = Environment.objects.get(project=project, key="development")
     rules = [
-        {"id": "beta", "conditions": [{"attribute": "plan", "operator": "in", "values": ["beta", "pro"]}],
-         "serve": {"variant": "on"}},
-        {"id": "eu", "conditions": [{"attribute": "country", "operator": "in", "values": ["FR", "DE"]}],
-         "serve": {"rollout": {"variants": [{"variant": "on", "weight": 50000}, {"variant": "off", "weight": 50000}]}}},
-    ]  # fmt: skip
+        {
+            "id": "beta",
+            "conditions": [{"attribute": "plan", "operator": "in", "values": ["beta", "pro"]}],
+            "serve": {"variant": "on"},
+        },
+        {
+            "id": "eu",
+            "conditions": [{"attribute": "country", "operator": "in", "values": ["FR", "DE"]}],
+            "serve": {
+                "rollout": {
+                    "variants": [
+                        {"variant": "on", "weight": 50000},
+                        {"variant": "off", "weight": 50000},
+                    ]
+                }
+            },
+        },
+    ]
     for i in range(20):
-        services.create_flag(project, data={"key": f"flag-{i}", "name": f"Flag {i}",
-                             "client_visible": i % 2 == 0}, actor=owner, source="api")  # fmt: skip
+        services.create_flag(
+            project,
+            data={"key": f"flag-{i}", "name": f"Flag {i}", "client_visible": i % 2 == 0},
+            actor=owner,
+            source="api",
+        )
         state = FlagState.objects.get(flag__key=f"flag-{i}", environment=env)
-        services.update_flag_state(state, changes={"enabled": True, "rules": rules},
-                                   expected_version=state.version, actor=owner, source="api")  # fmt: skip
-    keys = {kind: ApiKey.issue(environment=env, kind=kind, name=kind, created_by=owner)[1]
-            for kind in ("server", "client", "management")}  # fmt: skip
+        services.update_flag_state(
+            state,
+            changes={"enabled": True, "rules": rules},
+            expected_version=state.version,
+            actor=owner,
+            source="api",
+        )
+    keys = {
+        kind: ApiKey.issue(environment=env, kind=kind, name=kind, created_by=owner)[1]
+        for kind in ("server", "client", "management")
+    }
     return {**keys, "project": project_key}
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.update({
-        "FLAGSITE_ENV": "production", "SECRET_KEY": "bench-only-secret", "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL,
-        "FLAGSITE_REDIS_PREFIX": PREFIX, "DJANGO_SETTINGS_MODULE": "flagsite.settings",
-        "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "2"), "BIND": f"127.0.0.1:{port}",
-        "LOG_LEVEL": "WARNING", "FLAGSITE_RATE_EVALUATION": "100000000/min",
-        "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk" / "python")]),
-    })  # fmt: skip
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "flagsite/gunicorn_conf.py", "flagsite.asgi:application"]
+    env.update(
+        {
+            "FLAGSITE_ENV": "production",
+            "SECRET_KEY": "bench-only-secret",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": DB_URL,
+            "REDIS_URL": REDIS_URL,
+            "FLAGSITE_REDIS_PREFIX": PREFIX,
+            "DJANGO_SETTINGS_MODULE": "flagsite.settings",
+            "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "2"),
+            "BIND": f"127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
+            "FLAGSITE_RATE_EVALUATION": "100000000/min",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk" / "python")]),
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "flagsite/gunicorn_conf.py",
+        "flagsite.asgi:application",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -127,13 +179,23 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, key: str, body: dict[str, object], concurrency: int, duration: int) -> dict[str, float]:
+def row(name: str, conc: int, r: dict[str, float]) -> str:
+    figures = f"{r['rps']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6.0f}"
+    return f"{name:40} {conc:>4} {figures}"
+
+
+def wrk(
+    url: str, key: str, body: dict[str, object] | None, concurrency: int, duration: int
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA.format(key=key, body=json.dumps(body)))
+        if body is not None:
+            script.write(LUA.format(key=key, body=json.dumps(body)))
     out = subprocess.run(
         ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -149,7 +211,9 @@ def wrk(url: str, key: str, body: dict[str, object], concurrency: int, duration:
 # --- Propagation over SSE ---------------------------------------------------------------------
 
 
-async def propagation(base: str, keys: dict[str, str], subscribers: int, toggles: int) -> list[float]:
+async def propagation(
+    base: str, keys: dict[str, str], subscribers: int, toggles: int
+) -> list[float]:
     flag = "flag-1"
     state_url = f"{base}/api/v1/projects/{keys['project']}/flags/{flag}/environments/development"
     mgmt = {"Authorization": f"Bearer {keys['management']}"}
@@ -158,8 +222,10 @@ async def propagation(base: str, keys: dict[str, str], subscribers: int, toggles
     seen: list[asyncio.Future[float]] = []
     want: list[bool] = [False]
     connected = 0
-    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None),
-                               limits=httpx.Limits(max_connections=subscribers + 20))  # fmt: skip
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, read=None),
+        limits=httpx.Limits(max_connections=subscribers + 20),
+    )
 
     async def subscribe(i: int) -> None:
         nonlocal connected
@@ -220,27 +286,47 @@ def main() -> int:
     ok = True
     try:
         context = {"targetingKey": "user-42", "plan": "free", "country": "FR"}
-        cases = [
-            ("POST /api/v1/evaluate (1 flag)", "/api/v1/evaluate", "server", {"flag": "flag-3", "context": context}),
-            ("POST /api/v1/evaluate/all (10 flags)", "/api/v1/evaluate/all", "client", {"context": context}),
-        ]  # fmt: skip
+        cases: list[tuple[str, str, str, dict[str, object]]] = [
+            (
+                "POST /api/v1/evaluate (1 flag)",
+                "/api/v1/evaluate",
+                "server",
+                {"flag": "flag-3", "context": context},
+            ),
+            (
+                "POST /api/v1/evaluate/all (10 flags)",
+                "/api/v1/evaluate/all",
+                "client",
+                {"context": context},
+            ),
+        ]
         for _, path, kind, body in cases:  # warm every worker's caches
             for _ in range(20):
-                httpx.post(base + path, json=body, headers={"Authorization": f"Bearer {keys[kind]}"})
+                httpx.post(
+                    base + path, json=body, headers={"Authorization": f"Bearer {keys[kind]}"}
+                )
         print(f"{'endpoint':40} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+        # Baseline in the same run: the cheapest Django view through the same stack.
+        base_row = wrk(base + "/healthz", keys["server"], None, 64, args.duration)
+        print(row("GET /healthz (baseline: Django, no API)", 64, base_row))
         for name, path, kind, body in cases:
             for conc in (16, 64):
                 r = wrk(base + path, keys[kind], body, conc, args.duration)
-                print(f"{name:40} {conc:>4} {r['rps']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6.0f}")
+                print(row(name, conc, r))
                 if path == "/api/v1/evaluate" and conc == 64:
                     passed = r["rps"] >= 1500 and r["p99"] < 100 and r["errors"] == 0
                     ok &= passed
-                    print(f"  target >=1500 req/s, p99 <100 ms, 0 errors at c=64: {'PASS' if passed else 'FAIL'}")
+                    ratio = r["rps"] / base_row["rps"]
+                    verdict = "PASS" if passed else "FAIL"
+                    print(f"  {ratio:.2f}x the baseline's req/s")
+                    print(f"  target >=1500 req/s, p99 <100 ms, 0 errors at c=64: {verdict}")
         delays = asyncio.run(propagation(base, keys, args.subscribers, args.toggles))
         p50, p99 = percentile(delays, 50), percentile(delays, 99)
-        print(f"propagation kill -> {args.subscribers} SSE subscribers x {args.toggles} toggles: "
-              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(delays):.1f} ms, "
-              f"mean {statistics.fmean(delays):.1f} ms ({len(delays)} receipts)")  # fmt: skip
+        print(
+            f"propagation kill -> {args.subscribers} SSE subscribers x {args.toggles} toggles: "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(delays):.1f} ms, "
+            f"mean {statistics.fmean(delays):.1f} ms ({len(delays)} receipts)"
+        )
         passed = p99 < 200 and len(delays) == args.subscribers * args.toggles
         ok &= passed
         print(f"  target p99 <200 ms to all subscribers: {'PASS' if passed else 'FAIL'}")

@@ -255,7 +255,7 @@ class _Listener(threading.Thread):
         while True:
             try:
                 client = redis.Redis.from_url(self.url, socket_keepalive=True)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.psubscribe(_realtime.ruleset_channel_pattern())
                 pubsub.subscribe(*self.handlers)
                 pubsub.get_message(timeout=1.0)  # the first confirmation: we are listening

@@ -4,6 +4,7 @@ flags.services (as automation), so rulesets and history are what the product wou
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -20,6 +21,12 @@ FACTORY = services.Actor.automation("factory")
 SYSTEM = services.Source.SYSTEM
 
 
+@cache
+def _password_hash() -> str:
+    # Hashing is slow on purpose; one hash serves every test user.
+    return make_password(PASSWORD)
+
+
 class UserFactory(DjangoModelFactory[User]):
     class Meta:
         model = User
@@ -29,7 +36,7 @@ class UserFactory(DjangoModelFactory[User]):
     username = Sequence(lambda n: f"user{n}")
     email = LazyAttribute(lambda u: f"{u.username}@example.test")
     is_staff = True
-    password = LazyFunction(lambda: make_password(PASSWORD))
+    password = LazyFunction(lambda: _password_hash())
 
 
 class ProjectFactory(DjangoModelFactory[Project]):

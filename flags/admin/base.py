@@ -58,11 +58,9 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
         raise NotImplementedError
 
     def changes(self) -> dict[str, Any]:
-        return {
-            name: self.cleaned_data[name]
-            for name in self._meta.fields or ()
-            if name in self.cleaned_data
-        }
+        model_fields = {f.name for f in self._meta.model._meta.get_fields()}
+        names = [n for n in self._meta.fields or () if n in model_fields]
+        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]

@@ -59,7 +59,9 @@ class ManagementView(ApiView):
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
-    def page(self, request: Request, queryset: QuerySet[Any], out: type[Serializer[Any]]) -> Response:
+    def page(
+        self, request: Request, queryset: QuerySet[Any], out: type[Serializer[Any]]
+    ) -> Response:
         paginator = LimitOffsetPagination()
         rows = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(out(rows, many=True).data)
@@ -111,9 +113,7 @@ class FlagDetail(ManagementView):
     @extend_schema(request=s.FlagPatch, responses=s.FlagOut)
     def patch(self, request: Request, project: str, key: str) -> Response:
         flag = self.flag(request, project, key)
-        changes, reason, version = s.changes_of(
-            self.valid(s.FlagPatch(partial=True), request.data)
-        )
+        changes, reason, version = s.changes_of(self.valid(s.FlagPatch(partial=True), request.data))
         if version is None:
             return Response(
                 {"errors": [{"path": "version", "message": "This field is required."}]},

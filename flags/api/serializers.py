@@ -2,6 +2,7 @@
 from the engine's validator (``rules[0].conditions[1].operator``) names a request field as is.
 """
 
+# ruff: noqa: N815 - the API speaks the ruleset document's camelCase
 from __future__ import annotations
 
 from typing import Any

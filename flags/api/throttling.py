@@ -50,10 +50,7 @@ class KeyRateThrottle(BaseThrottle):
         try:
             count = cache.incr(name)
         except ValueError:
-            if cache.add(name, 1, timeout=self.period + 1):
-                count = 1
-            else:
-                count = cache.incr(name)
+            count = 1 if cache.add(name, 1, timeout=self.period + 1) else cache.incr(name)
         if count <= self.limit:
             return True
         self.wait_s = (window + 1) * self.period - now

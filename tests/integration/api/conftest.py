@@ -24,7 +24,7 @@ class World:
     prod: Environment
     keys: dict[str, str]  # "server", "client", "management", "prod-server" -> raw key
 
-    def auth(self, kind: str) -> dict[str, str]:
+    def auth(self, kind: str) -> dict[str, Any]:
         return {"HTTP_AUTHORIZATION": f"Bearer {self.keys[kind]}"}
 
     def headers(self, kind: str) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -11,8 +14,10 @@ from tests.integration.api.conftest import World
 pytestmark = pytest.mark.integration
 
 
-def evaluate(client: Client, world: World, kind: str, body: dict[str, object]):
-    return client.post("/api/v1/evaluate", body, content_type="application/json", **world.auth(kind))
+def evaluate(client: Client, world: World, kind: str, body: Mapping[str, Any]):
+    return client.post(
+        "/api/v1/evaluate", body, content_type="application/json", **world.auth(kind)
+    )
 
 
 def test_one_flag_carries_the_engine_details(client: Client, world: World) -> None:
@@ -65,7 +70,9 @@ def test_client_keys_see_only_client_visible_flags(client: Client, world: World)
     hidden = evaluate(client, world, "client", {"flag": "internal-tool", "default": False}).json()
     assert hidden["errorCode"] == "FLAG_NOT_FOUND"
     assert hidden["value"] is False
-    shown = evaluate(client, world, "client", {"flag": "new-checkout", "context": {"targetingKey": "alice"}})
+    shown = evaluate(
+        client, world, "client", {"flag": "new-checkout", "context": {"targetingKey": "alice"}}
+    )
     assert shown.json()["value"] is True
     assert "ruleId" not in shown.json()
 

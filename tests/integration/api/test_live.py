@@ -128,10 +128,9 @@ def test_revocation_reaches_every_process_within_a_second(
     revoked_at = time.monotonic()
 
     def refused_everywhere() -> bool:
-        codes = {
-            httpx.post(f"{server.url}/api/v1/evaluate", json=body, headers=world.headers("server")).status_code
-            for _ in range(6)
-        }  # fmt: skip
+        url = f"{server.url}/api/v1/evaluate"
+        headers = world.headers("server")
+        codes = {httpx.post(url, json=body, headers=headers).status_code for _ in range(6)}
         return codes == {401}
 
     wait_until(refused_everywhere, 1.0, "the revoked key to be refused by every worker")

@@ -3,6 +3,8 @@ roles and key scoping."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -34,9 +36,11 @@ def test_list_filter_and_paginate_flags(client: Client, world: World) -> None:
 
 def test_validation_errors_name_their_paths(client: Client, world: World) -> None:
     state = send(client, world, "get", STATE).json()
-    bad_rules = [{"id": "r1", "conditions": [{"attribute": "plan", "operator": "nope", "values": ["x"]}],
-                  "serve": {"variant": "ghost"}}]  # fmt: skip
-    response = send(client, world, "patch", STATE, {"version": state["version"], "rules": bad_rules})
+    bad_condition = {"attribute": "plan", "operator": "nope", "values": ["x"]}
+    bad_rules = [{"id": "r1", "conditions": [bad_condition], "serve": {"variant": "ghost"}}]
+    response = send(
+        client, world, "patch", STATE, {"version": state["version"], "rules": bad_rules}
+    )
     assert response.status_code == 400, response.content
     paths = {e["path"] for e in response.json()["errors"]}
     assert any(p.startswith("rules[0].conditions[0]") for p in paths), paths
@@ -44,7 +48,9 @@ def test_validation_errors_name_their_paths(client: Client, world: World) -> Non
     unknown = send(client, world, "patch", STATE, {"version": state["version"], "rules": ghost})
     assert unknown.status_code == 400
     assert unknown.json()["errors"][0]["path"].startswith("rules[0].serve"), unknown.json()
-    bad_type = send(client, world, "patch", STATE, {"version": state["version"], "enabled": "maybe"})
+    bad_type = send(
+        client, world, "patch", STATE, {"version": state["version"], "enabled": "maybe"}
+    )
     assert bad_type.status_code == 400
     assert bad_type.json()["errors"][0]["path"] == "enabled"
     missing = send(client, world, "post", f"{BASE}/flags", {"name": "No key"})
@@ -93,9 +99,11 @@ def test_management_keys_are_scoped_and_act_as_their_creator(client: Client, wor
     viewer = User.objects.create_user("viewer", password="pw-viewer-123")
     roles.grant_role(viewer, world.project, roles.Role.VIEWER)
     _, raw = ApiKey.issue(environment=world.dev, kind="management", name="v", created_by=viewer)
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert client.get(STATE, **headers).status_code == 200
-    denied = client.post(f"{STATE}/kill", {"reason": "x"}, content_type="application/json", **headers)
+    denied = client.post(
+        f"{STATE}/kill", {"reason": "x"}, content_type="application/json", **headers
+    )
     assert denied.status_code == 403
 
 

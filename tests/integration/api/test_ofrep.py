@@ -13,7 +13,9 @@ SUCCESS_KEYS = {"key", "value", "reason", "variant", "metadata"}
 
 def ofrep(client: Client, world: World, path: str, body: object, kind: str = "server", **extra):
     headers = {"HTTP_X_API_KEY": world.keys[kind], **extra}
-    return client.post(f"/ofrep/v1/evaluate/flags{path}", body, content_type="application/json", **headers)
+    return client.post(
+        f"/ofrep/v1/evaluate/flags{path}", body, content_type="application/json", **headers
+    )
 
 
 def test_single_success(client: Client, world: World) -> None:

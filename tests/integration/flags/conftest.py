@@ -28,11 +28,11 @@ class World:
 
 @pytest.fixture
 def world(db: None) -> World:
-    project = ProjectFactory(key="shop")
-    flag = FlagFactory(project=project, key="new-pdf-engine")
+    project = ProjectFactory.create(key="shop")
+    flag = FlagFactory.create(project=project, key="new-pdf-engine")
     users = {}
     for role in ROLES:
-        users[role] = UserFactory(username=role.replace("_", "-"))
+        users[role] = UserFactory.create(username=role.replace("_", "-"))
         grant(users[role], project, role)
-    users["outsider"] = UserFactory(username="outsider")
+    users["outsider"] = UserFactory.create(username="outsider")
     return World(project, flag, users)

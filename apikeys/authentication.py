@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -77,15 +78,18 @@ def raw_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("X-Flagsite-Key") or headers.get("X-API-Key")
 
 
-def resolve_key(raw: str) -> AuthenticatedKey | None:
-    """The active key for a raw secret, or None; from the cache when it can be trusted."""
-    digest = hash_key(raw)
-    now = time.monotonic()
-    hit = _cache.get(digest)
-    if hit is not None and hit[1] > now and _cache_trusted():
+def cached_key(raw: str) -> tuple[bool, AuthenticatedKey | None]:
+    """(True, key or None) when the cache can answer for this secret; never queries."""
+    hit = _cache.get(hash_key(raw))
+    if hit is not None and hit[1] > time.monotonic() and _cache_trusted():
         if hit[0] is not None:
             usage.touch(hit[0].id)
-        return hit[0]
+        return True, hit[0]
+    return False, None
+
+
+def _load_key(raw: str) -> AuthenticatedKey | None:
+    digest = hash_key(raw)
     row = (
         ApiKey.objects.select_related("environment")
         .filter(digest=digest, revoked_at__isnull=True)
@@ -105,8 +109,20 @@ def resolve_key(raw: str) -> AuthenticatedKey | None:
         usage.touch(key.id)
     ttl = CACHE_SECONDS if key is not None else NEGATIVE_CACHE_SECONDS
     with _lock:
-        _cache[digest] = (key, now + ttl)
+        _cache[digest] = (key, time.monotonic() + ttl)
     return key
+
+
+def resolve_key(raw: str) -> AuthenticatedKey | None:
+    """The active key for a raw secret, or None; from the cache when it can be trusted."""
+    known, key = cached_key(raw)
+    return key if known else _load_key(raw)
+
+
+async def aresolve_key(raw: str) -> AuthenticatedKey | None:
+    """``resolve_key`` for the event loop: a cache hit stays on it, a miss queries on a thread."""
+    known, key = cached_key(raw)
+    return key if known else await sync_to_async(_load_key)(raw)
 
 
 def key_user(key: AuthenticatedKey) -> AbstractBaseUser | AnonymousUser:
@@ -141,3 +157,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="flagsite"'
+
+
+class AsyncApiKeyAuthentication(ApiKeyAuthentication):
+    """For the async evaluation views (SDK and client keys only: they act as nobody, so no
+    user is loaded). A management key still authenticates; the view's permission refuses it."""
+
+    async def authenticate(  # type: ignore[override]
+        self, request: Request
+    ) -> tuple[AnonymousUser, AuthenticatedKey] | None:
+        raw = raw_key(request.headers)
+        if raw is None:
+            return None
+        if not raw.startswith("fs_"):
+            raise exceptions.AuthenticationFailed("Malformed API key: expected 'fs_...'.")
+        key = await aresolve_key(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        return AnonymousUser(), key

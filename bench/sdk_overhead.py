@@ -19,6 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "sdk" / "python")]
 
+from flagsite_sdk import FlagsiteClient  # noqa: E402
+from flagsite_sdk.engine import compile_ruleset  # noqa: E402
+from flagsite_sdk.events import EventOptions  # noqa: E402
+
 from bench.engine import (  # noqa: E402
     FLAG_KEYS,
     REPEATS,
@@ -27,9 +31,6 @@ from bench.engine import (  # noqa: E402
     seed_flags,
     time_ns_per_eval,
 )
-from flagsite_sdk import FlagsiteClient  # noqa: E402
-from flagsite_sdk.engine import compile_ruleset  # noqa: E402
-from flagsite_sdk.events import EventOptions  # noqa: E402
 
 TARGET_RATIO = 1.5
 
@@ -80,13 +81,15 @@ def main() -> int:
         client.close(timeout=0.1)
     ratio = client_ns / engine_ns
     print(f"{'engine is_enabled (bare)':<48}{engine_ns:>10.0f} ns")
-    print(f"{'client is_enabled, exposures on, steady state':<48}{client_ns:>10.0f} ns"
-          f"   {ratio:.2f}x")
-    print(f"{'client is_enabled, exposures on, first sight':<48}{first_ns:>10.0f} ns"
-          f"   {first_ns / engine_ns:.2f}x")
+    print(
+        f"{'client is_enabled, exposures on, steady state':<48}{client_ns:>10.0f} ns   {ratio:.2f}x"
+    )
+    print(
+        f"{'client is_enabled, exposures on, first sight':<48}{first_ns:>10.0f} ns"
+        f"   {first_ns / engine_ns:.2f}x"
+    )
     if events is not None:
-        print(f"exposures queued {events.queued}, "
-              f"dropped {events.dropped}")
+        print(f"exposures queued {events.queued}, dropped {events.dropped}")
     ok = ratio <= TARGET_RATIO
     print(f"target steady-state ratio <= {TARGET_RATIO}x: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from flagsite_sdk.engine import CompiledRuleset, compile_ruleset
@@ -125,6 +126,14 @@ def get_snapshot(environment_id: int) -> Snapshot:
         if snap is None:
             snap = _install(_load_from_database(environment_id))
     return snap
+
+
+async def aget_snapshot(environment_id: int) -> Snapshot:
+    """``get_snapshot`` for the event loop: a cached snapshot is returned in place."""
+    snap = _snapshots.get(environment_id)
+    if snap is not None:
+        return snap
+    return await sync_to_async(get_snapshot)(environment_id)
 
 
 def _install(snap: Snapshot) -> Snapshot:

@@ -65,16 +65,18 @@ INSTALLED_APPS = [
     "rollouts",
 ]
 
+# Every entry is async-capable and, under ASGI, runs on the event loop: Django's own middleware
+# would otherwise hop to a thread twice each per request (flagsite.middleware says why it is safe).
 MIDDLEWARE = [
     "flagsite.observability.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "flagsite.middleware.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "flagsite.middleware.SessionMiddleware",
+    "flagsite.middleware.CommonMiddleware",
+    "flagsite.middleware.CsrfViewMiddleware",
+    "flagsite.middleware.AuthenticationMiddleware",
+    "flagsite.middleware.MessageMiddleware",
+    "flagsite.middleware.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
@@ -196,10 +198,10 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if FLAGSITE_ENV == "test"
-        else "whitenoise.storage.CompressedStaticFilesStorage"
+        else "servestatic.storage.CompressedStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = FLAGSITE_ENV != "production"
+SERVESTATIC_USE_FINDERS = FLAGSITE_ENV != "production"
 
 if FLAGSITE_ENV == "production":
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)

@@ -64,8 +64,14 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]
-        if self.errors:
-            return
+        if not self.errors:
+            self._apply()
+        if self.errors and self.instance.pk is not None:
+            # construct_instance copied the rejected input onto the instance; read-only
+            # fields (version, "at a glance" summaries) must show what is saved, not it.
+            self.instance.refresh_from_db()
+
+    def _apply(self) -> None:
         try:
             self.result = self.apply(self.changes(), self.cleaned_data.get("reason") or "")
         except ChangeRejected as exc:

@@ -17,8 +17,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
-from flags.api.base import ApiView
+from flags.api.base import AsyncApiView
 from flags.api.permissions import EvaluationKey, ServerKey, request_key
 from flags.api.throttling import EvaluationThrottle, SdkThrottle
 from flags.evaluation import Snapshot
@@ -86,10 +87,11 @@ _details = inline_serializer(
 )
 
 
-class EvaluateView(ApiView):
+class EvaluateView(AsyncApiView):
     """``POST /api/v1/evaluate``: ``{"flag": key, "default": v}`` or ``{"flags": [keys]}``,
     with ``"context": {...}``."""
 
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -107,13 +109,13 @@ class EvaluateView(ApiView):
         description="One flag (`flag`) gives its details; a list (`flags`) gives "
         '`{"version": n, "flags": [details...]}`.',
     )
-    def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
         data = request.data
         context = read_context(data)
         client = key.kind == "client"
-        snap = evaluation.get_snapshot(key.environment_id)
+        snap = await evaluation.aget_snapshot(key.environment_id)
         single = data.get("flag")
         if isinstance(single, str):
             details = evaluate_one(snap, single, context, data.get("default"), client=client)
@@ -126,9 +128,10 @@ class EvaluateView(ApiView):
         return Response({"version": snap.version, "flags": out})
 
 
-class EvaluateAllView(ApiView):
+class EvaluateAllView(AsyncApiView):
     """``POST /api/v1/evaluate/all``: every client-visible flag for one context (bootstrap)."""
 
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -144,12 +147,12 @@ class EvaluateAllView(ApiView):
             )
         },
     )
-    def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
         context = read_context(request.data)
         client = key.kind == "client"
-        snap = evaluation.get_snapshot(key.environment_id)
+        snap = await evaluation.aget_snapshot(key.environment_id)
         evaluate = snap.compiled.evaluate
         flags = {k: details_json(evaluate(k, context), client=client) for k in snap.client_order}
         return Response({"version": snap.version, "flags": flags})
@@ -162,9 +165,10 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-class RulesetView(ApiView):
+class RulesetView(AsyncApiView):
     """``GET /api/v1/sdk/ruleset`` (server keys): the document, ``ETag: "<version>"``, 304."""
 
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [ServerKey]
     throttle_classes = [SdkThrottle]
 
@@ -174,10 +178,10 @@ class RulesetView(ApiView):
             304: OpenApiResponse(description="Not modified since the ETag given."),
         }
     )
-    def get(self, request: Request) -> HttpResponse:
+    async def get(self, request: Request) -> HttpResponse:
         key = request_key(request)
         assert key is not None
-        snap = evaluation.get_snapshot(key.environment_id)
+        snap = await evaluation.aget_snapshot(key.environment_id)
         etag = f'"{snap.version}"'
         if etag_matches(request.headers.get("If-None-Match"), etag):
             response: HttpResponse = HttpResponseNotModified()

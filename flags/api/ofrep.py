@@ -25,8 +25,9 @@ from flagsite_sdk.engine.types import ErrorCode
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
-from flags.api.base import ApiView
+from flags.api.base import AsyncApiView
 from flags.api.evaluate import etag_matches, evaluate_one
 from flags.api.permissions import EvaluationKey, request_key
 from flags.api.throttling import EvaluationThrottle
@@ -73,12 +74,13 @@ def failure_json(details: EvaluationDetails) -> dict[str, Any]:
     return out
 
 
-class OfrepFlagView(ApiView):
+class OfrepFlagView(AsyncApiView):
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
-    def post(self, request: Request, key: str) -> Response:
+    async def post(self, request: Request, key: str) -> Response:
         api_key = request_key(request)
         assert api_key is not None
         context = _context(request.data)
@@ -86,7 +88,7 @@ class OfrepFlagView(ApiView):
             body = {"key": key, "errorCode": "INVALID_CONTEXT",
                     "errorDetails": "context must be a JSON object"}  # fmt: skip
             return Response(body, status=400)
-        snap = evaluation.get_snapshot(api_key.environment_id)
+        snap = await evaluation.aget_snapshot(api_key.environment_id)
         client = api_key.kind == "client"
         details = evaluate_one(snap, key, context, None, client=client)
         if details.error_code is None:
@@ -98,19 +100,20 @@ class OfrepFlagView(ApiView):
         return Response(failure_json(details), status=status)
 
 
-class OfrepBulkView(ApiView):
+class OfrepBulkView(AsyncApiView):
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
-    def post(self, request: Request) -> HttpResponse | Response:
+    async def post(self, request: Request) -> HttpResponse | Response:
         api_key = request_key(request)
         assert api_key is not None
         context = _context(request.data)
         if context is None:
             body = {"errorCode": "INVALID_CONTEXT", "errorDetails": "context must be a JSON object"}
             return Response(body, status=400)
-        snap = evaluation.get_snapshot(api_key.environment_id)
+        snap = await evaluation.aget_snapshot(api_key.environment_id)
         client = api_key.kind == "client"
         # The result depends only on the ruleset version, the context and what the key may see.
         canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), default=str)
@@ -136,11 +139,12 @@ class OfrepBulkView(ApiView):
         return response
 
 
-class OfrepConfigurationView(ApiView):
+class OfrepConfigurationView(AsyncApiView):
+    authentication_classes = [AsyncApiKeyAuthentication]
     permission_classes = [EvaluationKey]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> Response:
         return Response(
             {
                 "name": "flagsite",

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from apikeys.authentication import raw_key, resolve_key
+from apikeys.authentication import aresolve_key, raw_key
 from flags import evaluation
 from flags.evaluation import Snapshot, Subscription
 
@@ -61,7 +60,7 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
     raw = raw_key(request.headers)
     if raw is None:
         return _refusal(401, "Authentication credentials were not provided.")
-    key = await sync_to_async(resolve_key)(raw) if raw.startswith("fs_") else None
+    key = await aresolve_key(raw) if raw.startswith("fs_") else None
     if key is None:
         return _refusal(401, "Unknown or revoked API key.")
     if key.kind != "server":
@@ -72,9 +71,7 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
     # Subscribe before reading the current version, so a change in between is not missed.
     sub = evaluation.subscribe(key.environment_id)
     try:
-        first = evaluation.cached(key.environment_id)
-        if first is None:
-            first = await sync_to_async(evaluation.get_snapshot)(key.environment_id)
+        first = await evaluation.aget_snapshot(key.environment_id)
     except BaseException:
         evaluation.unsubscribe(sub)
         raise

@@ -1,14 +1,22 @@
-"""Rate limits per API key (or per user for sessions), as a fixed window counter in the cache.
+"""Rate limits per API key (or per user for sessions), as a fixed window counter in Redis.
 
 DRF's SimpleRateThrottle stores every request's timestamp in one cache value, which at
 thousands of requests a second per key means rewriting a huge list each time; a counter per
-window costs one INCR.
+window costs one INCR. The limit is per key across all processes (the counter is shared).
+
+The evaluation path's throttles are async: one pipelined INCR + EXPIRE NX on a redis.asyncio
+connection pool owned by the running event loop (one per worker process), so checking a limit
+never blocks the loop or hops to a thread. Without Redis (embedded mode) the counter lives in
+the process, so the limit applies per process there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.request import Request
@@ -60,11 +68,51 @@ class KeyRateThrottle(BaseThrottle):
         return self.wait_s
 
 
-class EvaluationThrottle(KeyRateThrottle):
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+_local_counts: dict[str, int] = {}
+
+
+def _redis() -> aioredis.Redis | None:
+    """This loop's client: a pool is bound to the loop that made it (tests run several)."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _pools.get(loop)
+    if client is None:
+        client = _pools[loop] = aioredis.Redis.from_url(url)
+    return client
+
+
+class AsyncKeyRateThrottle(KeyRateThrottle):
+    async def allow_request(self, request: Request, view: APIView) -> bool:  # type: ignore[override]
+        ident = self.identity(request)
+        now = time.time()
+        window = int(now // self.period)
+        name = f"{settings.REDIS_PREFIX}:throttle:{self.scope}:{ident}:{window}"
+        client = _redis()
+        if client is None:
+            if len(_local_counts) > 10_000:
+                _local_counts.clear()
+            count = _local_counts[name] = _local_counts.get(name, 0) + 1
+        else:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, self.period + 1, nx=True)
+                count = (await pipe.execute())[0]
+        if count <= self.limit:
+            return True
+        self.wait_s = (window + 1) * self.period - now
+        return False
+
+
+class EvaluationThrottle(AsyncKeyRateThrottle):
     scope = "evaluation"
 
 
-class SdkThrottle(KeyRateThrottle):
+class SdkThrottle(AsyncKeyRateThrottle):
     scope = "sdk"
 
 

@@ -80,6 +80,8 @@ class ServerProcess:
             sys.executable, "-m", "uvicorn", "flagsite.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(self.workers), "--log-level", "warning", "--no-access-log",
+            # Open SSE streams would otherwise hold a stop for uvicorn's full grace period.
+            "--timeout-graceful-shutdown", "1",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=child_env(self.database_name, self.extra_env)

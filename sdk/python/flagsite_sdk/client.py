@@ -70,7 +70,7 @@ class FlagsiteClient:
         # Hot-path shortcuts, replaced together with each new ruleset or recorder.
         self._booleans: Mapping[str, Resolver] = {}
         self._seen: dict[Hashable, dict[str, str]] | None = None
-        self._record_unseen: Callable[[Hashable, str, str], None] = _ignore
+        self._record_unseen: Callable[[Hashable, str, str | None], None] = _ignore
         self._store.add_listener(self._install)
         if bootstrap is not None:
             self._bootstrap(bootstrap)
@@ -287,7 +287,7 @@ def _close_at_exit(client: FlagsiteClient) -> Callable[[], None]:
     return close
 
 
-def _ignore(context_key: Hashable, flag: str, variant: str) -> None:
+def _ignore(context_key: Hashable, flag: str, variant: str | None) -> None:
     pass
 
 

@@ -88,9 +88,11 @@ class ExposureRecorder:
             if flags is None or flags.get(flag) != variant:
                 self.record_unseen(context_key, flag, variant)
 
-    def record_unseen(self, context_key: Hashable, flag: str, variant: str) -> None:
+    def record_unseen(self, context_key: Hashable, flag: str, variant: str | None) -> None:
         """The part of ``record`` after the dedup probe, which FlagsiteClient.is_enabled
         inlines to save a call on the common, already-seen path."""
+        if variant is None:
+            return
         seen = self.seen
         flags = seen.get(context_key)
         if flags is None:

@@ -91,17 +91,24 @@ class Synchronizer:
     def _stream_loop(self) -> None:
         parser = SseParser()
         attempt = 0
+
+        def opened() -> None:
+            nonlocal attempt
+            attempt = 0
+            self.stream_connected.set()
+
         while not self._stop.is_set():
             current = self.store.current
             if current is not None and current.source is Source.SERVER:
+                # The server then skips the initial event if nothing changed meanwhile.
                 parser.last_event_id = str(current.version)
             try:
                 for event in self.transport.stream(
-                    parser, self.options.stream_read_timeout, self.options.connect_timeout
+                    parser,
+                    self.options.stream_read_timeout,
+                    self.options.connect_timeout,
+                    opened,
                 ):
-                    if not self.stream_connected.is_set():
-                        self.stream_connected.set()
-                    attempt = 0
                     self._handle(event)
                     if self._stop.is_set():
                         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +114,11 @@ class Transport:
         return Fetched(document, response.headers.get("ETag"))
 
     def stream(
-        self, parser: SseParser, read_timeout: float, connect_timeout: float
+        self,
+        parser: SseParser,
+        read_timeout: float,
+        connect_timeout: float,
+        on_open: Callable[[], None],
     ) -> Iterator[SseEvent]:
         """Yields events until the stream ends; raises on errors and on read timeouts, which is
         how a silently dead connection (no heartbeat) is noticed."""
@@ -127,6 +131,7 @@ class Transport:
                 raise StreamRejected(resp.status_code)
             with self._lock:
                 self._stream_response = resp
+            on_open()
             try:
                 for line in resp.iter_lines():
                     event = parser.feed(line)

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth.models import User
+from flagsite_sdk import FlagsiteClient
 
 from apikeys.models import ApiKey
 from flags import services
 from flags.models import Environment, Project
-from flagsite_sdk import FlagsiteClient
 from tests.support.processes import ServerProcess
 
 FLAG = "checkout"
@@ -80,7 +80,9 @@ def sdk_world(transactional_db: None) -> Iterator[SdkWorld]:
         actor=owner,
         source=services.Source.API,
     )
-    _, server_key = ApiKey.issue(environment=environment, kind="server", name="sdk", created_by=owner)
+    _, server_key = ApiKey.issue(
+        environment=environment, kind="server", name="sdk", created_by=owner
+    )
     _, mgmt_key = ApiKey.issue(
         environment=environment, kind="management", name="ops", created_by=owner
     )

@@ -52,7 +52,10 @@ class StreamBlockingProxy:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 upstream = httpx.request(
-                    self.command, proxy.upstream + self.path, headers=headers, content=body,
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    content=body,
                     timeout=10,
                 )
                 self.send_response(upstream.status_code)

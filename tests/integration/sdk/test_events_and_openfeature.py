@@ -4,13 +4,13 @@ across an outage), and the OpenFeature provider works through the OpenFeature AP
 from __future__ import annotations
 
 import pytest
+from flagsite_sdk.events import EventOptions
+from flagsite_sdk.openfeature import FlagsiteProvider
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 
 from analytics.models import EventBatch, RawEvent
-from flagsite_sdk.events import EventOptions
-from flagsite_sdk.openfeature import FlagsiteProvider
 from tests.integration.sdk.conftest import FLAG, SdkWorld
 from tests.support.processes import ServerProcess, wait_until
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from flagsite_sdk.store import Source
+
 from tests.integration.sdk.conftest import FLAG, SdkWorld
 from tests.integration.sdk.proxy import StreamBlockingProxy
 from tests.support.processes import ServerProcess, free_port, wait_until

@@ -135,8 +135,6 @@ def test_listeners_see_each_new_ruleset_and_their_errors_are_contained() -> None
 def test_readers_never_see_a_torn_ruleset_while_writers_swap() -> None:
     store = RulesetStore()
     store.apply(ruleset(0, boolean_flag("a", serve="off")), Source.SERVER)
-    client = FlagsiteClient(offline=True)
-    client._store = store
     errors: list[str] = []
     stop = threading.Event()
 

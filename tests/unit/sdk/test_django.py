@@ -11,13 +11,13 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template import Context, Engine
 from django.test import RequestFactory
-
 from flagsite_sdk import FlagsiteClient
 from flagsite_sdk.django.conf import set_client
 from flagsite_sdk.django.context import build_context
 from flagsite_sdk.django.decorators import flag_required, kill_switch
 from flagsite_sdk.django.middleware import FlagsiteMiddleware
 from flagsite_sdk.store import Source
+
 from tests.unit.sdk.rulesets import boolean_flag, ruleset, string_flag
 
 STAFF_ONLY = boolean_flag("staff-tools", serve="off")
@@ -139,6 +139,6 @@ def test_async_views_build_the_context_from_auser(client: FlagsiteClient) -> Non
         return HttpResponse("tools")
 
     request = RequestFactory().get("/")
-    request.auser = auser  # type: ignore[attr-defined]
+    request.auser = auser
     response = asyncio.run(tools(request))
     assert response.content == b"tools"

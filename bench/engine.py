@@ -25,7 +25,8 @@ from typing import Any
 
 import mmh3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk" / "python"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "sdk" / "python")]
 
 from flagsite_sdk.engine import compile_ruleset, validate_ruleset
 
@@ -394,6 +395,12 @@ def main() -> int:
     ]
     for label, ok in targets:
         print(f"{'PASS' if ok else 'FAIL'}  {label}")
+
+    # The SDK's own cost per check, through FlagsiteClient with exposure recording on.
+    print("\nFlagsiteClient.is_enabled with exposures on, against the bare engine (same run):")
+    from bench import sdk_overhead
+
+    sdk_overhead.main()
     print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 
 from flags import roles
-from flags.models import Environment, Flag, FlagState
+from flags.models import Environment, Flag, FlagState, Segment
 
 BUCKETS = 100_000
 
@@ -161,15 +161,30 @@ def _entries(records: Iterable[Any], subject: str) -> list[HistoryEntry]:
 def flag_history(flag: Flag, user: User | AnonymousUser) -> list[HistoryEntry]:
     """The flag's definition history and its state history in every visible environment,
     newest first, each with what changed since the version before."""
-    entries = _entries(Flag.history.filter(id=flag.pk).order_by("history_id"), "definition")
+    records = Flag.history.filter(id=flag.pk).order_by("history_id").select_related("history_user")
+    entries = _entries(records, "definition")
+    _revertible(entries, roles.can(user, "edit_flag", flag))
     for state in FlagState.objects.filter(flag=flag).select_related("environment__project"):
         if not roles.can(user, "view", state):
             continue
         records = FlagState.history.filter(id=state.pk).order_by("history_id")
         state_entries = _entries(records.select_related("history_user"), state.environment.key)
-        editable = roles.can(user, "edit_state", state)
-        for entry in state_entries[:-1]:
-            entry.can_revert = editable
+        _revertible(state_entries, roles.can(user, "edit_state", state))
         entries.extend(state_entries)
     entries.sort(key=lambda e: (e.when, e.history_id), reverse=True)
+    return entries
+
+
+def _revertible(entries: list[HistoryEntry], allowed: bool) -> None:
+    """Every version but the current one (the last) may be restored, by those who may edit."""
+    for entry in entries[:-1]:
+        entry.can_revert = allowed and entry.kind != "-"
+
+
+def segment_history(segment: Segment, user: User | AnonymousUser) -> list[HistoryEntry]:
+    """The segment's versions, newest first, each with what changed since the one before."""
+    records = Segment.history.filter(id=segment.pk).order_by("history_id")
+    entries = _entries(records.select_related("history_user"), "segment")
+    _revertible(entries, roles.can(user, "edit_segment", segment))
+    entries.reverse()
     return entries

@@ -328,14 +328,72 @@ def update_flag(
         locked = Flag.objects.select_for_update().select_related("project").get(pk=flag.pk)
         if locked.version != expected_version:
             raise VersionConflict(locked.version, expected_version)
-        for name, value in changes.items():
-            setattr(locked, name, value)
-        locked.version += 1
-        _full_clean(locked)
-        stamp(locked, user=who.user, source=source, reason=reason)
-        locked.save()
-        _rebuild(_environments(locked.project_id), reason, f"flags.{locked.key}")
+        return _write_flag(locked, changes, who, source, reason)
+
+
+def _write_flag(
+    locked: Flag, changes: Mapping[str, Any], who: Actor, source: str, reason: str, note: str = ""
+) -> Flag:
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.version += 1
+    _full_clean(locked)
+    # The note ("revert to version 3") is recorded, but never stands in for the reason
+    # that a production change needs.
+    stamp(locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason)
+    locked.save()
+    _rebuild(_environments(locked.project_id), reason, f"flags.{locked.key}")
     return locked
+
+
+def flag_snapshot(flag: Any) -> dict[str, Any]:
+    """The definition fields (FLAG_FIELDS) of a flag or one of its historical records."""
+    values = {name: getattr(flag, name) for name in FLAG_FIELDS if name != "owner"}
+    # A historical record's owner may be a user deleted since: restore no owner then.
+    values["owner"] = User.objects.filter(pk=flag.owner_id).first() if flag.owner_id else None
+    return values
+
+
+def _historical(model: Any, obj: models.Model, history_id: int, what: str) -> Any:
+    try:
+        record = model.history.get(history_id=history_id, id=obj.pk)
+    except model.history.model.DoesNotExist as exc:
+        raise ChangeRejected(
+            [FieldError("history_id", f"No such version of this {what}.", "not_found")]
+        ) from exc
+    if record.history_type == "-":
+        raise ChangeRejected([FieldError("history_id", "That record is a deletion.", "not_found")])
+    return record
+
+
+def flag_revert_changes(flag: Flag, history_id: int) -> tuple[dict[str, Any], int]:
+    """The definition of an earlier version of ``flag`` and that version's number."""
+    record = _historical(Flag, flag, history_id, "flag")
+    return flag_snapshot(record), int(record.version)
+
+
+def revert_flag(
+    flag: Flag,
+    history_id: int,
+    *,
+    actor: ActorLike,
+    source: str,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Flag:
+    """Restores the definition (FLAG_FIELDS) of an earlier version as a new version,
+    validated and permission-checked like update_flag. Archiving is not part of it."""
+    who = as_actor(actor)
+    _check_source(who, source)
+    _require(who, "edit_flag", flag)
+    changes, old_version = flag_revert_changes(flag, history_id)
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().select_related("project").get(pk=flag.pk)
+        if expected_version is not None and locked.version != expected_version:
+            raise VersionConflict(locked.version, expected_version)
+        return _write_flag(
+            locked, changes, who, source, reason, f"(revert to version {old_version})"
+        )
 
 
 def archive_flag(
@@ -528,14 +586,59 @@ def update_segment(
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
         if locked.version != expected_version:
             raise VersionConflict(locked.version, expected_version)
-        for name, value in changes.items():
-            setattr(locked, name, value)
-        locked.version += 1
-        _full_clean(locked)
-        stamp(locked, user=who.user, source=source, reason=reason)
-        locked.save()
-        _rebuild(_environments(locked.project_id), reason, f"segments.{locked.key}")
+        return _write_segment(locked, changes, who, source, reason)
+
+
+def _write_segment(
+    locked: Segment,
+    changes: Mapping[str, Any],
+    who: Actor,
+    source: str,
+    reason: str,
+    note: str = "",
+) -> Segment:
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.version += 1
+    _full_clean(locked)
+    stamp(locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason)
+    locked.save()
+    _rebuild(_environments(locked.project_id), reason, f"segments.{locked.key}")
     return locked
+
+
+def segment_snapshot(segment: Any) -> dict[str, Any]:
+    """The editable fields (SEGMENT_FIELDS) of a segment or one of its historical records."""
+    return {name: getattr(segment, name) for name in SEGMENT_FIELDS}
+
+
+def segment_revert_changes(segment: Segment, history_id: int) -> tuple[dict[str, Any], int]:
+    record = _historical(Segment, segment, history_id, "segment")
+    return segment_snapshot(record), int(record.version)
+
+
+def revert_segment(
+    segment: Segment,
+    history_id: int,
+    *,
+    actor: ActorLike,
+    source: str,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Segment:
+    """Restores an earlier version of a segment as a new version, validated and
+    permission-checked like update_segment."""
+    who = as_actor(actor)
+    _check_source(who, source)
+    _require(who, "edit_segment", segment)
+    changes, old_version = segment_revert_changes(segment, history_id)
+    with transaction.atomic():
+        locked = Segment.objects.select_for_update().get(pk=segment.pk)
+        if expected_version is not None and locked.version != expected_version:
+            raise VersionConflict(locked.version, expected_version)
+        return _write_segment(
+            locked, changes, who, source, reason, f"(revert to version {old_version})"
+        )
 
 
 def delete_segment(segment: Segment, *, actor: ActorLike, source: str, reason: str = "") -> None:

@@ -28,7 +28,7 @@ import mmh3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "sdk" / "python")]
 
-from flagsite_sdk.engine import compile_ruleset, validate_ruleset
+from flagsite_sdk.engine import compile_ruleset, validate_ruleset  # noqa: E402
 
 N_CONTEXTS = 10_000
 REPEATS = 7

@@ -125,7 +125,7 @@ class HistoryEntry:
 _HIDDEN = {"updated_at", "updated_by", "version", "created_at"}
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     return "" if value is None else str(value)
@@ -144,12 +144,12 @@ def _entries(records: Iterable[Any], subject: str) -> list[HistoryEntry]:
             subject=subject,
             kind=record.history_type,
             version=record.version,
-            state_id=record.id if subject != "definition" else None,
+            state_id=None if subject in ("definition", "segment") else record.id,
         )
         if previous is not None:
             delta = record.diff_against(previous)
             entry.changes = [
-                FieldChange(c.field, _show(c.old), _show(c.new))
+                FieldChange(c.field, show_value(c.old), show_value(c.new))
                 for c in delta.changes
                 if c.field not in _HIDDEN
             ]
@@ -188,3 +188,18 @@ def segment_history(segment: Segment, user: User | AnonymousUser) -> list[Histor
     _revertible(entries, roles.can(user, "edit_segment", segment))
     entries.reverse()
     return entries
+
+
+def segment_references(segment: Segment) -> list[str]:
+    """Where flag rules use the segment, as "flag@environment (rule id)"."""
+    found = []
+    states = FlagState.objects.filter(flag__project_id=segment.project_id, flag__archived=False)
+    for state in states.select_related("flag", "environment").order_by("flag__key", "pk"):
+        for rule in state.rules or []:
+            for cond in rule.get("conditions", []):
+                if "segment" in str(cond.get("operator")) and segment.key in (
+                    cond.get("values") or []
+                ):
+                    found.append(f"{state.flag.key}@{state.environment.key} ({rule.get('id')})")
+                    break
+    return found

@@ -340,7 +340,9 @@ def _write_flag(
     _full_clean(locked)
     # The note ("revert to version 3") is recorded, but never stands in for the reason
     # that a production change needs.
-    stamp(locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason)
+    stamp(
+        locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason
+    )
     locked.save()
     _rebuild(_environments(locked.project_id), reason, f"flags.{locked.key}")
     return locked
@@ -601,7 +603,9 @@ def _write_segment(
         setattr(locked, name, value)
     locked.version += 1
     _full_clean(locked)
-    stamp(locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason)
+    stamp(
+        locked, user=who.user, source=source, reason=f"{reason} {note}".strip() if note else reason
+    )
     locked.save()
     _rebuild(_environments(locked.project_id), reason, f"segments.{locked.key}")
     return locked

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", include("analytics.urls")),
+    # The evaluation endpoints first: URL resolution tries patterns in order, on every request.
     path("", include("flags.api.urls")),
+    path("", include("analytics.urls")),
 ]

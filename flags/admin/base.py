@@ -147,6 +147,13 @@ class RoleAdmin(admin.ModelAdmin[M], Generic[M]):
             return roles.has_any_role(user_of(request))
         return roles.can(user_of(request), self.delete_action, obj)
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Someone with no role at all is refused outright (403) on every object path, rather
+        # than sent to the index as if the object did not exist.
+        if not roles.has_any_role(user_of(request)):
+            raise PermissionDenied
+        return super().get_object(request, object_id, from_field)
+
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:

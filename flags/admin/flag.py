@@ -18,6 +18,7 @@ from django.utils.html import format_html_join
 from flags import roles, selectors, services
 from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import FlagForm
+from flags.admin.revert import RevertPage, require_role, revert_response
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import Flag, FlagState
 
@@ -178,7 +179,12 @@ class FlagAdmin(RoleAdmin[Flag]):
                 "<int:flag_id>/revert/<int:state_id>/<int:history_id>/",
                 self.admin_site.admin_view(self.revert_view),
                 name="flags_flag_revert",
-            )
+            ),
+            path(
+                "<int:flag_id>/revert-definition/<int:history_id>/",
+                self.admin_site.admin_view(self.revert_definition_view),
+                name="flags_flag_revert_definition",
+            ),
         ]
         return own + super().get_urls()
 
@@ -199,6 +205,34 @@ class FlagAdmin(RoleAdmin[Flag]):
                 "entries": selectors.flag_history(flag, user_of(request)),
             },
         )
+
+    def revert_definition_view(
+        self, request: HttpRequest, flag_id: int, history_id: int
+    ) -> HttpResponse:
+        # Looked up unfiltered so that someone without the role gets 403, not 404.
+        flag = get_object_or_404(Flag.objects.select_related("project"), pk=flag_id)
+        require_role(request, "edit_flag", flag)
+        target, version = services.flag_revert_changes(flag, history_id)
+
+        def apply(reason: str, expected: int) -> Flag:
+            return services.revert_flag(
+                flag, history_id, actor=user_of(request), source=SOURCE, reason=reason,
+                expected_version=expected,
+            )  # fmt: skip
+
+        def current() -> Flag:
+            return Flag.objects.get(pk=flag.pk)
+
+        page = RevertPage(
+            obj=flag,
+            version=version,
+            target=target,
+            snapshot=lambda: services.flag_snapshot(current()),
+            current_version=lambda: current().version,
+            apply=apply,
+            history_url=reverse("admin:flags_flag_history", args=[flag.pk]),
+        )
+        return revert_response(request, self.admin_site, self.model._meta, page)
 
     def revert_view(
         self, request: HttpRequest, flag_id: int, state_id: int, history_id: int

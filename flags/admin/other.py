@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
-from flags import roles
-from flags.admin.base import RoleAdmin, user_of
+from flags import roles, selectors, services
+from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import EnvironmentForm, ProjectForm, RoleGrantForm, SegmentForm
+from flags.admin.revert import RevertPage, require_role, revert_response
+from flags.errors import ChangeRejected
 from flags.models import Environment, Project, RoleGrant, Segment
 
 
@@ -53,6 +58,7 @@ class SegmentAdmin(RoleAdmin[Segment]):
     form = SegmentForm
     change_action = "edit_segment"
     add_action = "edit_segment"
+    delete_action = "edit_segment"
     list_display = ("key", "name", "project", "version", "updated_at")
     list_filter = ("project",)
     search_fields = ("key", "name", "description")
@@ -75,6 +81,99 @@ class SegmentAdmin(RoleAdmin[Segment]):
         qs = super().get_queryset(request).select_related("project")
         user = user_of(request)
         return qs if user.is_superuser else qs.filter(project__in=roles.visible_projects(user))
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # The bulk delete would bypass delete_segment (its checks, reason and rebuild).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def _segment(self, object_id: object) -> Segment:
+        # Looked up unfiltered so that someone without the role gets 403, not 404.
+        return get_object_or_404(Segment.objects.select_related("project"), pk=object_id)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        segment = self._segment(object_id)
+        require_role(request, "edit_segment", segment)
+        error = ""
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            try:
+                services.delete_segment(
+                    segment, actor=user_of(request), source=SOURCE,
+                    reason=request.POST.get("reason", "").strip(),
+                )  # fmt: skip
+            except ChangeRejected as exc:
+                error = f"Not deleted: {exc}"
+            else:
+                messages.success(request, f"Segment {segment.key} deleted.")
+                return HttpResponseRedirect(reverse("admin:flags_segment_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/flags/segment/delete_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": segment,
+                "title": f"Delete segment {segment.key}",
+                "references": selectors.segment_references(segment),
+                "error": error,
+                "reason": request.POST.get("reason", ""),
+            },
+        )
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        segment = self._segment(object_id)
+        require_role(request, "view", segment)
+        return TemplateResponse(
+            request,
+            "admin/flags/segment/history.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": segment,
+                "title": f"History of segment {segment.key}",
+                "entries": selectors.segment_history(segment, user_of(request)),
+            },
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:segment_id>/revert/<int:history_id>/",
+                self.admin_site.admin_view(self.revert_view),
+                name="flags_segment_revert",
+            )
+        ]
+        return own + super().get_urls()
+
+    def revert_view(self, request: HttpRequest, segment_id: int, history_id: int) -> HttpResponse:
+        segment = self._segment(segment_id)
+        require_role(request, "edit_segment", segment)
+        target, version = services.segment_revert_changes(segment, history_id)
+
+        def apply(reason: str, expected: int) -> Segment:
+            return services.revert_segment(
+                segment, history_id, actor=user_of(request), source=SOURCE, reason=reason,
+                expected_version=expected,
+            )  # fmt: skip
+
+        def current() -> Segment:
+            return Segment.objects.get(pk=segment.pk)
+
+        page = RevertPage(
+            obj=segment,
+            version=version,
+            target=target,
+            snapshot=lambda: services.segment_snapshot(current()),
+            current_version=lambda: current().version,
+            apply=apply,
+            history_url=reverse("admin:flags_segment_history", args=[segment.pk]),
+        )
+        return revert_response(request, self.admin_site, self.model._meta, page)
 
 
 @admin.register(RoleGrant)

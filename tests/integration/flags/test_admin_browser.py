@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,7 +116,8 @@ def test_rules_and_rollout_are_edited_with_the_widget(
     assert result["serveJson"] == EXPECTED_SERVE
     assert result["url"].endswith("/admin/flags/flagstate/"), result
     state = FlagState.objects.get(pk=staging_state.pk)
-    assert (state.enabled, state.rules, state.default_serve) == (True, EXPECTED_RULES, EXPECTED_SERVE)
+    assert state.enabled
+    assert (state.rules, state.default_serve) == (EXPECTED_RULES, EXPECTED_SERVE)
     assert state.version == staging_state.version + 1
     record = state.history.latest("history_id")
     assert record.history_user.username == "browser-editor"

@@ -16,11 +16,13 @@ def _test_database_name() -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def flagsite_server(
-    django_db_setup: None, django_db_blocker: pytest.FixtureRequest
-) -> Iterator[ServerProcess]:
-    """One real ASGI server for the session. Tests that use it need ``transactional_db``."""
+@pytest.fixture
+def flagsite_server(django_db_setup: None) -> Iterator[ServerProcess]:
+    """A real ASGI server for one test. Tests that use it need ``transactional_db``.
+
+    Per test, not per session: the flush between transactional tests recreates content types
+    and permissions with new ids, and a long-lived server would keep the stale ones cached.
+    """
     server = ServerProcess(_test_database_name())
     server.start()
     yield server

@@ -115,6 +115,22 @@ def _unknown_fields(changes: Mapping[str, Any], allowed: Iterable[str]) -> None:
         )
 
 
+def _check_keyed_edit(
+    who: Actor,
+    source: str,
+    action: roles.Action,
+    obj: Environment | Flag | Segment,
+    changes: Mapping[str, Any],
+    allowed: Iterable[str],
+) -> None:
+    """The gate every edit of a keyed object passes: source, role, immutable key, known fields."""
+    _check_source(who, source)
+    _require(who, action, obj)
+    if "key" in changes and changes["key"] != obj.key:
+        raise ChangeRejected([IMMUTABLE_KEY])
+    _unknown_fields({k: v for k, v in changes.items() if k != "key"}, allowed)
+
+
 def _full_clean(obj: models.Model, exclude: Iterable[str] = ()) -> None:
     try:
         obj.full_clean(exclude=list(exclude))
@@ -248,13 +264,7 @@ def update_environment(
 ) -> Environment:
     """Changes an environment's settings; its key is immutable (SDKs and API keys use it)."""
     who = as_actor(actor)
-    _check_source(who, source)
-    _require(who, "manage", environment)
-    if "key" in changes and changes["key"] != environment.key:
-        raise ChangeRejected(
-            [FieldError("key", "The key cannot change once created.", "immutable")]
-        )
-    _unknown_fields({k: v for k, v in changes.items() if k != "key"}, ENVIRONMENT_FIELDS)
+    _check_keyed_edit(who, source, "manage", environment, changes, ENVIRONMENT_FIELDS)
     with transaction.atomic():
         locked = Environment.objects.select_for_update().get(pk=environment.pk)
         if locked.is_production and not reason.strip():
@@ -317,13 +327,7 @@ def update_flag(
 ) -> Flag:
     """Edits a flag's definition. The key is immutable; archive with archive_flag."""
     who = as_actor(actor)
-    _check_source(who, source)
-    _require(who, "edit_flag", flag)
-    if "key" in changes and changes["key"] != flag.key:
-        raise ChangeRejected(
-            [FieldError("key", "The key cannot change once created.", "immutable")]
-        )
-    _unknown_fields({k: v for k, v in changes.items() if k != "key"}, FLAG_FIELDS)
+    _check_keyed_edit(who, source, "edit_flag", flag, changes, FLAG_FIELDS)
     with transaction.atomic():
         locked = Flag.objects.select_for_update().select_related("project").get(pk=flag.pk)
         if locked.version != expected_version:
@@ -577,13 +581,7 @@ def update_segment(
     reason: str = "",
 ) -> Segment:
     who = as_actor(actor)
-    _check_source(who, source)
-    _require(who, "edit_segment", segment)
-    if "key" in changes and changes["key"] != segment.key:
-        raise ChangeRejected(
-            [FieldError("key", "The key cannot change once created.", "immutable")]
-        )
-    _unknown_fields({k: v for k, v in changes.items() if k != "key"}, SEGMENT_FIELDS)
+    _check_keyed_edit(who, source, "edit_segment", segment, changes, SEGMENT_FIELDS)
     with transaction.atomic():
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
         if locked.version != expected_version:

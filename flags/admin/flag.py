@@ -84,7 +84,8 @@ class FlagAdmin(RoleAdmin[Flag]):
     add_action = "edit_flag"
     list_display = ("key", "name", "kind", "environments", "owner", "tag_list", "expires_at")
     list_filter = (
-        "kind", TagFilter, EnvironmentStateFilter, "owner", ExpiryFilter, "archived", "project",
+        "kind", TagFilter, EnvironmentStateFilter, ("owner", admin.RelatedOnlyFieldListFilter),
+        ExpiryFilter, "archived", "project",
     )  # fmt: skip
     search_fields = ("key", "name", "description")
     list_select_related = ("project", "owner")

@@ -104,6 +104,16 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }  # fmt: skip
 
 
+# Who answers for each flag: product managers own releases and experiments, ops its switch.
+FLAG_OWNERS = {
+    "new-pdf-engine": "editor",
+    "redesigned-dashboard": "editor",
+    "ai-chatbot": "editor",
+    "bulk-invoice-api": "owner",
+    "maintenance-mode": "release-manager",
+}
+
+
 class Command(BaseCommand):
     help = "Creates the demo project, its five flags, two segments and one user per role."
 
@@ -111,6 +121,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             created = not Project.objects.filter(key="demo").exists()
             project = self._project()
+            self._users(project)
             for spec in SEGMENTS:
                 if not Segment.objects.filter(project=project, key=spec["key"]).exists():
                     data = {k: v for k, v in spec.items()}
@@ -120,8 +131,10 @@ class Command(BaseCommand):
             for key, (definition, targeting) in FLAGS.items():
                 if Flag.objects.filter(project=project, key=key).exists():
                     continue
+                owner = User.objects.get(username=FLAG_OWNERS[key])
                 flag = services.create_flag(
-                    project, data={"key": key, **definition}, actor=ACTOR, source=SOURCE,
+                    project, data={"key": key, "owner": owner, **definition}, actor=ACTOR,
+                    source=SOURCE,
                     reason=REASON,
                 )  # fmt: skip
                 for env in project.environments.all():
@@ -130,7 +143,6 @@ class Command(BaseCommand):
                         state, changes=targeting, expected_version=state.version, actor=ACTOR,
                         source=SOURCE, reason=REASON,
                     )  # fmt: skip
-            self._users(project)
             if created:
                 # Show the approval flow: production changes need a second person.
                 production = project.environments.get(key="production")

@@ -13,6 +13,7 @@ from django.db.models import Sum
 from analytics.models import EventKind, Rollup
 from analytics.stats import VariantSeries
 from analytics.stats.histogram import N_BUCKETS, as_histogram
+from flags.models import FlagState
 
 DEFAULT_LOOK_INTERVAL = timedelta(minutes=5)
 
@@ -105,3 +106,41 @@ def window_totals(environment_id: int, flag_key: str, window: Window) -> list[Va
         VariantTotals(r["variant"], r["metric"], r["events"], r["users"], r["value_sum"])
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class ConfiguredSplit:
+    """What a flag is set to serve in an environment, as the comparison needs it.
+
+    ``weights`` is the declared split when every exposure goes through the default rollout;
+    otherwise it is None and ``srm_note`` says why the sample-ratio check does not apply.
+    """
+
+    control: str
+    weights: dict[str, float] | None
+    srm_note: str
+
+
+def configured_split(environment_id: int, flag_key: str) -> ConfiguredSplit | None:
+    """The control variant and declared split of a flag's state, or None if there is no state."""
+    state = (
+        FlagState.objects.filter(environment_id=environment_id, flag__key=flag_key)
+        .only("enabled", "off_variant", "rules", "default_serve", "prerequisites")
+        .first()
+    )
+    if state is None:
+        return None
+    rollout = (state.default_serve or {}).get("rollout")
+    if not state.enabled:
+        return ConfiguredSplit(state.off_variant, None, "the flag is off: it serves one variant")
+    if not rollout:
+        return ConfiguredSplit(state.off_variant, None, "the flag serves a fixed variant")
+    if state.rules or state.prerequisites:
+        # Targeted users bypass the split, so exposure counts need not follow its weights.
+        return ConfiguredSplit(
+            state.off_variant, None, "targeting rules or prerequisites route users past the split"
+        )
+    weights: dict[str, float] = {}
+    for entry in rollout.get("variants", []):
+        weights[entry["variant"]] = weights.get(entry["variant"], 0.0) + float(entry["weight"])
+    return ConfiguredSplit(state.off_variant, {v: w for v, w in weights.items() if w > 0}, "")

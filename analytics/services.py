@@ -15,7 +15,13 @@ from django.utils import timezone
 
 from analytics import storage
 from analytics.models import EventBatch, EventKind, RawEvent
-from analytics.selectors import Window, comparison_inputs, empty_series
+from analytics.selectors import (
+    ConfiguredSplit,
+    Window,
+    comparison_inputs,
+    configured_split,
+    empty_series,
+)
 from analytics.serializers import Batch, Event, validate_batch
 from analytics.stats import ComparisonConfig, ComparisonReport, compare
 from analytics.stats.histogram import N_BUCKETS, bucket_index
@@ -150,3 +156,30 @@ def compare_variants(
     if not any(s.name == control_variant for s in series):
         series.append(empty_series(control_variant, window))
     return compare(series, control_variant, weights, config)
+
+
+class UnknownFlagError(LookupError):
+    """The flag has no state in this environment."""
+
+
+@dataclass(frozen=True)
+class FlagComparison:
+    split: ConfiguredSplit
+    report: ComparisonReport
+
+
+def compare_flag(
+    environment_id: int,
+    flag_key: str,
+    window: Window,
+    control_variant: str | None = None,
+    config: ComparisonConfig | None = None,
+) -> FlagComparison:
+    """Compare a flag's variants against its off variant (or the one given), checking the
+    exposure counts against the split the flag is configured to serve."""
+    split = configured_split(environment_id, flag_key)
+    if split is None:
+        raise UnknownFlagError(flag_key)
+    control = control_variant or split.control
+    report = compare_variants(environment_id, flag_key, window, control, split.weights, config)
+    return FlagComparison(split, report)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
@@ -274,6 +274,10 @@ class SegmentDetail(ManagementView):
         )  # fmt: skip
         return Response(s.SegmentOut(segment).data)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        responses={204: None},
+    )
     def delete(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
         reason = str(request.query_params.get("reason", ""))

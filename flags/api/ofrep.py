@@ -79,7 +79,11 @@ class OfrepFlagView(AsyncApiView):
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="ofrep_evaluate_flag",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+    )
     async def post(self, request: Request, key: str) -> Response:
         api_key = request_key(request)
         assert api_key is not None
@@ -105,7 +109,11 @@ class OfrepBulkView(AsyncApiView):
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="ofrep_evaluate_flags",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 304: None},
+    )
     async def post(self, request: Request) -> HttpResponse | Response:
         api_key = request_key(request)
         assert api_key is not None

@@ -53,6 +53,9 @@ class EventBatch(models.Model):
     batch_id = models.CharField(max_length=100)
     event_count = models.PositiveIntegerField()
     received_at = models.DateTimeField()
+    client_dropped = models.PositiveIntegerField(
+        default=0, help_text="Events the sending SDK dropped since its previous batch."
+    )
 
     class Meta:
         constraints = [

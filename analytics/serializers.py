@@ -43,6 +43,8 @@ class Event:
 class Batch:
     batch_id: str
     events: list[Event]
+    # Events the sending SDK dropped (its queue was full) since its previous batch.
+    client_dropped: int = 0
 
 
 class BatchInvalidError(Exception):
@@ -137,6 +139,16 @@ def validate_batch(payload: Any, now: datetime, retention: timedelta) -> Batch:
         errors.append(
             {"index": None, "field": "batch_id", "message": "must be a string of 1-100 chars"}
         )
+    client_dropped = 0
+    sdk = payload.get("sdk")
+    if sdk is not None:
+        dropped = sdk.get("dropped", 0) if isinstance(sdk, dict) else None
+        if isinstance(dropped, bool) or not isinstance(dropped, int) or not 0 <= dropped < 2**31:
+            errors.append(
+                {"index": None, "field": "sdk.dropped", "message": "must be a whole number >= 0"}
+            )
+        else:
+            client_dropped = dropped
     raw_events = payload.get("events")
     if not isinstance(raw_events, list) or not 0 < len(raw_events) <= MAX_BATCH_EVENTS:
         errors.append(
@@ -160,4 +172,4 @@ def validate_batch(payload: Any, now: datetime, retention: timedelta) -> Batch:
     if errors:
         raise BatchInvalidError(errors)
     assert isinstance(batch_id, str)
-    return Batch(batch_id, events)
+    return Batch(batch_id, events, client_dropped)

@@ -12,6 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from prometheus_client import Counter
 
 from analytics import storage
 from analytics.models import EventBatch, EventKind, RawEvent
@@ -27,6 +28,12 @@ from analytics.stats import ComparisonConfig, ComparisonReport, compare
 from analytics.stats.histogram import N_BUCKETS, bucket_index
 
 logger = logging.getLogger(__name__)
+
+SDK_DROPPED_EVENTS = Counter(
+    "flagsite_sdk_dropped_events_total",
+    "Exposure events SDKs reported dropping because their bounded queue was full",
+    ["environment"],
+)
 
 ROLLUP_BUCKET = timedelta(minutes=1)
 _BUCKET_SECONDS = int(ROLLUP_BUCKET.total_seconds())
@@ -98,10 +105,13 @@ def store_batch(environment_id: int, batch: Batch, received_at: datetime) -> Ing
     deltas, first_seen = aggregate(batch.events)
     with transaction.atomic():
         batch_pk = storage.claim_batch(
-            environment_id, batch.batch_id, len(batch.events), received_at
+            environment_id, batch.batch_id, len(batch.events), received_at, batch.client_dropped
         )
         if batch_pk is None:
             return IngestResult(len(batch.events), duplicate=True)
+        if batch.client_dropped:
+            dropped = batch.client_dropped
+            transaction.on_commit(lambda: _count_client_drops(environment_id, dropped))
         storage.append_raw(environment_id, batch_pk, batch.events, received_at)
         for (flag, variant, metric, _), seen_at in storage.insert_first_seen(
             environment_id, first_seen
@@ -110,6 +120,14 @@ def store_batch(environment_id: int, batch: Batch, received_at: datetime) -> Ing
         # Last, so the hot rollup rows stay locked for as short a time as possible.
         storage.upsert_rollups(environment_id, deltas)
     return IngestResult(len(batch.events), duplicate=False)
+
+
+def _count_client_drops(environment_id: int, dropped: int) -> None:
+    SDK_DROPPED_EVENTS.labels(environment=str(environment_id)).inc(dropped)
+    logger.warning(
+        "an SDK dropped events (its queue was full)",
+        extra={"environment_id": environment_id, "dropped": dropped},
+    )
 
 
 def ingest(environment_id: int, payload: Any) -> IngestResult:

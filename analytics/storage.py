@@ -37,16 +37,17 @@ def _postgres() -> bool:
 
 
 def claim_batch(
-    environment_id: int, batch_id: str, count: int, received_at: datetime
+    environment_id: int, batch_id: str, count: int, received_at: datetime, client_dropped: int = 0
 ) -> int | None:
     """Insert the batch row; None when this batch id was already stored (a retry)."""
     table = EventBatch._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (environment_id, batch_id, event_count, received_at) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s) "
+            f"INSERT INTO {table} "  # noqa: S608
+            "(environment_id, batch_id, event_count, received_at, client_dropped) "
+            "VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (environment_id, batch_id) DO NOTHING RETURNING id",
-            [environment_id, batch_id, count, received_at],
+            [environment_id, batch_id, count, received_at, client_dropped],
         )
         row = cursor.fetchone()
     return None if row is None else int(row[0])

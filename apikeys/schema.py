@@ -21,7 +21,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-c
         return {"type": "http", "scheme": "bearer", "description": DESCRIPTION}
 
 
-class EvaluationKeyScheme(ApiKeyScheme):
+class EvaluationKeyScheme(ApiKeyScheme):  # type: ignore[no-untyped-call]
     # The async evaluation views take the same keys; drf-spectacular wants one scheme per
     # authentication class, so they get their own name.
     target_class = "apikeys.authentication.AsyncApiKeyAuthentication"

@@ -65,7 +65,8 @@ class ExposureRecorder:
         self._stop = threading.Event()
         self._counts_lock = threading.Lock()
         self._dropped = 0
-        self._reported_drops = 0
+        self._reported_drops = 0  # in the log
+        self._drops_sent = 0  # to the server, in a stored batch
         self._sent = 0
         self._rejected = 0
         self._failed = 0
@@ -163,16 +164,20 @@ class ExposureRecorder:
         # One id for every attempt: the server stores a batch id once, so a retry after a lost
         # response cannot double-count. A 400 stores nothing, so the id stays valid for the rest.
         batch_id = uuid.uuid4().hex
+        # Drops ride along with the batch so ops see them on the server, not only in our log.
+        # Under the send lock, so no other batch reports the same drops.
+        with self._counts_lock:
+            drops = self._dropped - self._drops_sent
         delay = self.options.retry_initial
         for attempt in range(1, self.options.max_attempts + 1):
             try:
-                response = self._transport.post_events(build_payload(batch_id, batch))
+                response = self._transport.post_events(build_payload(batch_id, batch, drops))
             except httpx.HTTPError as exc:
                 log.debug("flagsite: sending %d events failed: %s", len(batch), exc)
             else:
                 status = response.status_code
                 if status < 300:
-                    self._count(sent=len(batch))
+                    self._count(sent=len(batch), drops_sent=drops)
                     return
                 if status == 400:
                     batch = self._without_rejected(response, batch)
@@ -201,8 +206,11 @@ class ExposureRecorder:
         self._count(rejected=len(batch) - len(kept))
         return kept
 
-    def _count(self, *, sent: int = 0, rejected: int = 0, failed: int = 0) -> None:
+    def _count(
+        self, *, sent: int = 0, rejected: int = 0, failed: int = 0, drops_sent: int = 0
+    ) -> None:
         with self._counts_lock:
+            self._drops_sent += drops_sent
             self._sent += sent
             self._rejected += rejected
             self._failed += failed
@@ -227,10 +235,11 @@ class ExposureRecorder:
             )
 
 
-def build_payload(batch_id: str, batch: list[Exposure]) -> dict[str, Any]:
+def build_payload(batch_id: str, batch: list[Exposure], dropped: int = 0) -> dict[str, Any]:
     """The body of POST /api/v1/events (field names: analytics.serializers)."""
     return {
         "batch_id": batch_id,
+        "sdk": {"dropped": dropped},
         "events": [
             {
                 "type": "exposure",

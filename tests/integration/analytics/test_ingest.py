@@ -83,6 +83,8 @@ def test_a_bad_event_rejects_the_whole_batch_with_its_index_and_reason(
         {"events": []},
         {"batch_id": "", "events": [{}]},
         {"batch_id": "x", "events": "nope"},
+        {"batch_id": "x", "events": good_events(), "sdk": {"dropped": -1}},
+        {"batch_id": "x", "events": good_events(), "sdk": "many"},
     ],
 )
 def test_malformed_batches_are_rejected(events_client: APIClient, payload: Any) -> None:
@@ -90,6 +92,34 @@ def test_malformed_batches_are_rejected(events_client: APIClient, payload: Any) 
     assert response.status_code == 400
     assert response.json()["errors"]
     assert stored() == (0, 0, 0, 0)
+
+
+def test_drops_an_sdk_reports_are_stored_with_the_batch_and_counted_once(
+    events_client: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def exported() -> float:
+        # Other tests may have counted drops in this process: compare before and after.
+        samples = [
+            s.value
+            for metric in REGISTRY.collect()
+            if metric.name == "flagsite_sdk_dropped_events"
+            for s in metric.samples
+            if s.name.endswith("_total")
+        ]
+        return sum(samples)
+
+    before = exported()
+    body = {"batch_id": "with-drops", "events": good_events(), "sdk": {"dropped": 7}}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert events_client.post(URL, body, format="json").status_code == 202
+        assert events_client.post(URL, body, format="json").json()["duplicate"] is True
+    assert EventBatch.objects.get().client_dropped == 7
+    assert exported() - before == 7
+    bad = {"batch_id": "bad-drops", "events": good_events(), "sdk": {"dropped": "7"}}
+    response = events_client.post(URL, bad, format="json")
+    assert response.json()["errors"][0]["field"] == "sdk.dropped"
 
 
 def test_a_repeated_batch_id_stores_nothing_twice(events_client: APIClient) -> None:

@@ -56,6 +56,8 @@ def test_a_full_queue_drops_and_counts_instead_of_growing(
     assert (stats.queued, stats.dropped) == (5, 15)
     client.close()
     assert len(exposures()) == 5
+    # The drops reach the server with the batch, so ops see them without the service's logs.
+    assert sum(EventBatch.objects.values_list("client_dropped", flat=True)) == 15
 
 
 def test_a_batch_is_retried_across_an_outage_without_duplicates(

@@ -62,6 +62,10 @@ class FlagsiteClient:
         ``bootstrap`` is the whole ruleset). ``stream_url`` overrides where the stream is
         read from, e.g. a sidecar proxy."""
         self.offline = offline or url is None
+        self._url = url
+        self._server_key = server_key
+        self._request_timeout = request_timeout
+        self._stream_url = stream_url
         self._store = RulesetStore(cache_path)
         self._sync: Synchronizer | None = None
         self._transport: Transport | None = None
@@ -79,23 +83,12 @@ class FlagsiteClient:
                 raise ValueError("server_key is required unless offline=True")
             assert url is not None
             self._store.load_cache()
-            self._transport = Transport(
-                url, server_key, timeout=request_timeout, stream_url=stream_url
+            self._sync_options = SyncOptions(
+                streaming=streaming,
+                poll_interval=poll_interval,
+                stream_read_timeout=stream_read_timeout,
             )
-            if record_exposures:
-                recorder = ExposureRecorder(self._transport, events or EventOptions())
-                recorder.start()
-                self._use_recorder(recorder)
-            self._sync = Synchronizer(
-                self._store,
-                self._transport,
-                SyncOptions(
-                    streaming=streaming,
-                    poll_interval=poll_interval,
-                    stream_read_timeout=stream_read_timeout,
-                ),
-            )
-            self._sync.start()
+            self._start_background(events or EventOptions() if record_exposures else None)
             if init_timeout > 0 and not self._store.wait_for_server(init_timeout):
                 log.warning(
                     "flagsite: no ruleset from %s within %ss; serving %s",
@@ -104,6 +97,30 @@ class FlagsiteClient:
                     self._store.current.source if self._store.current else "caller defaults",
                 )
         self._atexit = _close_at_exit(self)
+        _LIVE_CLIENTS.add(self)
+
+    def _start_background(self, events: EventOptions | None) -> None:
+        assert self._url is not None
+        assert self._server_key is not None
+        self._transport = Transport(
+            self._url, self._server_key, timeout=self._request_timeout, stream_url=self._stream_url
+        )
+        if events is not None:
+            recorder = ExposureRecorder(self._transport, events)
+            recorder.start()
+            self._use_recorder(recorder)
+        self._sync = Synchronizer(self._store, self._transport, self._sync_options)
+        self._sync.start()
+
+    def _restart_after_fork(self) -> None:
+        """In a forked child (gunicorn, Celery, multiprocessing): the parent's threads did not
+        come along and its connections must not be shared, so start our own. The last ruleset
+        stays, so evaluations never stop; exposures queued before the fork are the parent's."""
+        if self._closed or self.offline or self._transport is None:
+            return
+        self._store.reset_after_fork()
+        events = self._recorder.options if self._recorder is not None else None
+        self._start_background(events)
 
     def _use_recorder(self, recorder: ExposureRecorder) -> None:
         self._recorder = recorder
@@ -285,6 +302,22 @@ def _close_at_exit(client: FlagsiteClient) -> Callable[[], None]:
 
     atexit.register(close)
     return close
+
+
+# Clients to restart in a forked child; weak, so an abandoned client is still collected.
+_LIVE_CLIENTS: weakref.WeakSet[FlagsiteClient] = weakref.WeakSet()
+
+
+def _restart_clients_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        try:
+            client._restart_after_fork()
+        except Exception:  # never break the host's fork
+            log.exception("flagsite: could not restart the client after fork")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_clients_in_child)
 
 
 def _ignore(context_key: Hashable, flag: str, variant: str | None) -> None:

@@ -57,6 +57,15 @@ class RulesetStore:
         self._from_server = threading.Event()
         self._listeners: list[Listener] = []
 
+    def reset_after_fork(self) -> None:
+        """New locks in a forked child: a parent thread may have held one at the fork, and
+        it will never release it here."""
+        self._write_lock = threading.Lock()
+        had_server = self._from_server.is_set()
+        self._from_server = threading.Event()
+        if had_server:
+            self._from_server.set()
+
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 

@@ -3,6 +3,7 @@ cold starts from the on-disk copy."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -109,3 +110,31 @@ def test_an_unreachable_server_and_no_copy_gives_defaults_after_a_bounded_wait(
     assert time.monotonic() - started < 3
     assert client.is_enabled(FLAG, default=True) is True
     assert client.details(FLAG, default=False).error_code is not None
+
+
+def test_a_forked_child_keeps_its_rules_and_gets_its_own_stream(
+    sdk_world: SdkWorld, flagsite_server: ServerProcess
+) -> None:
+    # Like a gunicorn worker forked after the app (and its client) was built: the parent's
+    # stream thread does not exist in the child, so the client must start its own.
+    client = sdk_world.client(flagsite_server.url, poll_interval=3600)
+    wait_until(lambda: client.stats().stream_connected, 10, "the stream to connect")
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        code = 1
+        try:
+            os.close(ready_read)
+            served_before = client.is_enabled(FLAG, {"targetingKey": "u1"}, default=True)
+            wait_until(lambda: client.stats().stream_connected, 10, "the child's stream")
+            os.write(ready_write, b"1")
+            wait_until(lambda: client.is_enabled(FLAG, {"targetingKey": "u1"}), 10, "the change")
+            code = 0 if served_before is False else 2
+        finally:
+            os._exit(code)
+    os.close(ready_write)
+    assert os.read(ready_read, 1) == b"1", "the child never connected its own stream"
+    sdk_world.set_enabled(flagsite_server.url, True)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    wait_until(lambda: client.is_enabled(FLAG, {"targetingKey": "u1"}), 5, "the parent's change")

@@ -135,3 +135,43 @@ def test_docker_compose_config_validates() -> None:
         cmd, cwd=ROOT, env={**os.environ, "SECRET_KEY": "x"}, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def _manage(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="flagsite.settings")
+    env["FLAGSITE_ENV"] = "demo"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_run_command_creates_a_missing_postgresql_database() -> None:
+    import uuid
+
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    server = f"{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    name = f"flagsite_ensure_{uuid.uuid4().hex[:8]}"
+    url = f"postgres://{server}/{name}"
+    try:
+        first = _manage(["ensure_database"], url)
+        assert first.returncode == 0, first.stderr
+        assert f"Created database '{name}'" in first.stdout
+        again = _manage(["ensure_database"], url)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == ""
+    finally:
+        with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def test_an_unreachable_database_is_named_not_a_traceback() -> None:
+    from tests.support.processes import free_port
+
+    result = _manage(["ensure_database"], f"postgres://postgres@127.0.0.1:{free_port()}/x")
+    assert result.returncode == 1
+    assert "Cannot connect to PostgreSQL at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr

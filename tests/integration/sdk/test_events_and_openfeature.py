@@ -73,6 +73,8 @@ def test_a_batch_is_retried_across_an_outage_without_duplicates(
     wait_until(lambda: client.stats().events.queued == 0, 5, "the sender to take the batch")  # type: ignore[union-attr]
     fast_server.start()
     wait_until(lambda: len(exposures()) == 2, 20, "the retried batch to land")
+    # The server commits before the client reads its 202: wait for the client to count it.
+    wait_until(lambda: client.stats().events.sent == 2, 5, "the client to see the 202")  # type: ignore[union-attr]
     stats = client.stats().events
     assert stats is not None
     assert (stats.sent, stats.failed) == (2, 0)

@@ -72,8 +72,8 @@ class FlagsiteClient:
         self._recorder: ExposureRecorder | None = None
         self._closed = False
         # Hot-path shortcuts, replaced together with each new ruleset or recorder.
-        self._booleans: Mapping[str, Resolver] = {}
-        self._seen: dict[Hashable, dict[str, str]] | None = None
+        # Each boolean flag's resolver with its exposure dedup table (None: not recording).
+        self._booleans: Mapping[str, tuple[Resolver, dict[Hashable, str] | None]] = {}
         self._record_unseen: Callable[[Hashable, str, str | None], None] = _ignore
         self._store.add_listener(self._install)
         if bootstrap is not None:
@@ -124,11 +124,16 @@ class FlagsiteClient:
 
     def _use_recorder(self, recorder: ExposureRecorder) -> None:
         self._recorder = recorder
-        self._seen = recorder.seen
         self._record_unseen = recorder.record_unseen
+        if self._store.current is not None:
+            self._install(self._store.current)
 
     def _install(self, snapshot: Snapshot) -> None:
-        self._booleans = snapshot.booleans
+        recorder = self._recorder
+        self._booleans = {
+            key: (resolve, recorder.table(key) if recorder is not None else None)
+            for key, resolve in snapshot.booleans.items()
+        }
 
     def _bootstrap(self, bootstrap: Mapping[str, Any] | str | os.PathLike[str]) -> None:
         try:
@@ -143,9 +148,10 @@ class FlagsiteClient:
     def is_enabled(self, key: str, context: Context | None = None, default: bool = False) -> bool:
         """True when a boolean flag serves true; ``default`` for unknown, non-boolean or
         failing flags, and before any ruleset has arrived."""
-        resolve = self._booleans.get(key)
-        if resolve is None:
+        entry = self._booleans.get(key)
+        if entry is None:
             return default
+        resolve, seen = entry
         ctx = context if context is not None else _EMPTY
         try:
             details = resolve(ctx)
@@ -153,15 +159,11 @@ class FlagsiteClient:
             return default
         if details.error_code is not None:
             return default
-        seen = self._seen
         if seen is not None:
             # ExposureRecorder.record, inlined: this is the hottest path of the SDK.
             context_key = ctx.get("targetingKey") or ctx.get("userId")
-            if context_key:
-                variant = details.variant
-                flags = seen.get(context_key)
-                if flags is None or flags.get(key) != variant:
-                    self._record_unseen(context_key, key, variant)
+            if context_key and seen.get(context_key) != details.variant:
+                self._record_unseen(context_key, key, details.variant)
         value: bool = details.value
         return value
 

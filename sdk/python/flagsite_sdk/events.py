@@ -1,9 +1,9 @@
 """Exposure events: recorded on the evaluation path for the price of a dict probe and an append,
 deduplicated, batched and sent by one background thread.
 
-Memory is bounded twice: the dedup table keeps at most ``max_dedup_keys`` context keys (oldest
-go first) and is cleared every ``dedup_interval``; the outgoing queue holds at most ``max_queue``
-events, and what does not fit is counted as dropped, never buffered.
+Memory is bounded twice: each flag's dedup table keeps at most ``max_dedup_keys`` context keys
+(oldest go first) and is cleared every ``dedup_interval``; the outgoing queue holds at most
+``max_queue`` events, and what does not fit is counted as dropped, never buffered.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ class ExposureRecorder:
     def __init__(self, transport: Transport | None, options: EventOptions) -> None:
         self.options = options
         self._transport = transport
-        # Context key -> {flag: variant last recorded} this interval: nested rather than keyed
-        # by tuples, so the probe on the evaluation path builds and hashes nothing new.
-        # Cleared in place, never replaced, so the client may keep a reference to it.
-        self.seen: dict[Hashable, dict[str, str]] = {}
+        # Flag -> {context key: variant last recorded} this interval. One table per flag, so
+        # the evaluation path, which holds each flag's table next to its resolver, makes one
+        # probe and builds nothing. Tables are cleared in place, never replaced.
+        self.seen: dict[str, dict[Hashable, str]] = {}
         self._seen_since = time.monotonic()
         self._queue: deque[Exposure] = deque()
         self._wake = threading.Event()
@@ -84,25 +84,25 @@ class ExposureRecorder:
         context saw it within the dedup interval. Contexts without a key are not recorded:
         an exposure nobody can be attributed to cannot feed an experiment."""
         context_key = context.get("targetingKey") or context.get("userId")
-        if context_key:
-            flags = self.seen.get(context_key)
-            if flags is None or flags.get(flag) != variant:
-                self.record_unseen(context_key, flag, variant)
+        if context_key and self.table(flag).get(context_key) != variant:
+            self.record_unseen(context_key, flag, variant)
+
+    def table(self, flag: str) -> dict[Hashable, str]:
+        """The dedup table of one flag (context key -> variant), created on first use."""
+        table = self.seen.get(flag)
+        return table if table is not None else self.seen.setdefault(flag, {})
 
     def record_unseen(self, context_key: Hashable, flag: str, variant: str | None) -> None:
         """The part of ``record`` after the dedup probe, which FlagsiteClient.is_enabled
         inlines to save a call on the common, already-seen path."""
         if variant is None:
             return
-        seen = self.seen
-        flags = seen.get(context_key)
-        if flags is None:
-            if len(seen) >= self.options.max_dedup_keys:
-                # Another thread may have evicted the same key, or cleared the table, first.
-                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                    del seen[next(iter(seen))]
-            flags = seen.setdefault(context_key, {})
-        flags[flag] = variant
+        table = self.table(flag)
+        if context_key not in table and len(table) >= self.options.max_dedup_keys:
+            # Another thread may have evicted the same key, or cleared the table, first.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del table[next(iter(table))]
+        table[context_key] = variant
         queue = self._queue
         if len(queue) >= self.options.max_queue:
             with self._counts_lock:
@@ -138,7 +138,8 @@ class ExposureRecorder:
     def _maybe_reset_dedup(self) -> None:
         now = time.monotonic()
         if now - self._seen_since >= self.options.dedup_interval:
-            self.seen.clear()
+            for table in list(self.seen.values()):
+                table.clear()
             self._seen_since = now
 
     def flush(self, *, retry: bool = True, deadline: float | None = None) -> None:

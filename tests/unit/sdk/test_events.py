@@ -47,9 +47,11 @@ def test_the_dedup_table_is_bounded() -> None:
     rec = recorder(max_dedup_keys=100, max_queue=10_000)
     for i in range(1000):
         rec.record("a", "on", {"targetingKey": f"user-{i}"})
-    assert len(rec.seen) <= 100
+        rec.record("b", "off", {"targetingKey": f"user-{i}"})
+    assert len(rec.seen) == 2
+    assert all(len(table) <= 100 for table in rec.seen.values())
     rec.record("a", "on", {"targetingKey": "user-999"})  # recent keys are still deduplicated
-    assert rec.stats().queued == 1000
+    assert rec.stats().queued == 2000
 
 
 def test_dedup_resets_after_its_interval() -> None:

@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
 # --- Public API (flags.api) ----------------------------------------------------------------
 # Seconds between ": heartbeat" comments on SDK streams (keeps proxies from closing them).
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
+# Open SDK streams one API key may hold per server process; more get 429 with Retry-After.
+FLAGSITE_SSE_MAX_STREAMS_PER_KEY: int = env.int("FLAGSITE_SSE_MAX_STREAMS_PER_KEY", default=2000)
 # Requests per key (or per signed-in user) and window: "<count>/<s|min|hour|day>".
 FLAGSITE_API_RATES: dict[str, str] = {
     "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),

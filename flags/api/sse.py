@@ -9,6 +9,7 @@ the generator when the client disconnects, and ``finally`` unsubscribes it.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from django.conf import settings
@@ -20,6 +21,9 @@ from flags import evaluation
 from flags.evaluation import Snapshot, Subscription
 
 RETRY_FRAME = b"retry: 1000\n\n"
+# Open streams per API key in this process. A leaked key (or a client that reconnects without
+# closing) is capped here instead of tying up the worker's memory and file descriptors.
+_open_streams: Counter[int] = Counter()
 HEARTBEAT_FRAME = b": heartbeat\n\n"
 
 
@@ -31,7 +35,7 @@ def _refusal(status: int, detail: str) -> JsonResponse:
 
 
 async def _events(
-    sub: Subscription, first: Snapshot, last_event_id: str | None
+    sub: Subscription, first: Snapshot, last_event_id: str | None, key_id: int
 ) -> AsyncIterator[bytes]:
     heartbeat = float(settings.FLAGSITE_SSE_HEARTBEAT_SECONDS)
     try:
@@ -53,6 +57,13 @@ async def _events(
                 yield snap.event
     finally:
         evaluation.unsubscribe(sub)
+        _release(key_id)
+
+
+def _release(key_id: int) -> None:
+    _open_streams[key_id] -= 1
+    if _open_streams[key_id] <= 0:
+        del _open_streams[key_id]
 
 
 @require_GET
@@ -67,16 +78,25 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
         return _refusal(
             403, f"A {key.kind} key cannot be used here: this endpoint needs a server API key."
         )
+    limit = int(settings.FLAGSITE_SSE_MAX_STREAMS_PER_KEY)
+    if _open_streams[key.id] >= limit:
+        refused = _refusal(
+            429, f"This key already has {limit} open streams on this server process; close some."
+        )
+        refused["Retry-After"] = "30"
+        return refused
     last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    _open_streams[key.id] += 1
     # Subscribe before reading the current version, so a change in between is not missed.
     sub = evaluation.subscribe(key.environment_id)
     try:
         first = await evaluation.aget_snapshot(key.environment_id)
     except BaseException:
         evaluation.unsubscribe(sub)
+        _release(key.id)
         raise
     response = StreamingHttpResponse(
-        _events(sub, first, last_event_id), content_type="text/event-stream"
+        _events(sub, first, last_event_id, key.id), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,3 +156,66 @@ def test_an_openfeature_ofrep_provider_works_unchanged(
     missing = client.get_boolean_details("no-such-flag", True, bob)
     assert missing.value is True
     assert str(missing.error_code.value if missing.error_code else "") == "FLAG_NOT_FOUND"
+
+
+def _open_raw_stream(server: ServerProcess, headers: dict[str, str]) -> tuple[socket.socket, bytes]:
+    """An SSE request on a plain socket, read until its first ruleset event or the end of a
+    refusal; closing the socket is then a real disconnect the server sees."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    lines = ["GET /api/v1/sdk/stream HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    received = b""
+    while b"event: ruleset" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return sock, received
+
+
+def _raw_stream(server: ServerProcess, headers: dict[str, str]) -> socket.socket:
+    sock, received = _open_raw_stream(server, headers)
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    return sock
+
+
+def _stream_opens(server: ServerProcess, headers: dict[str, str]) -> bool:
+    sock, received = _open_raw_stream(server, headers)
+    sock.close()
+    return received.startswith(b"HTTP/1.1 200")
+
+
+def test_open_streams_per_key_are_capped_and_freed_on_disconnect(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    world = build_world()
+    server = server_factory(
+        workers=1,
+        extra_env={
+            "FLAGSITE_SSE_HEARTBEAT_SECONDS": "0.2",
+            "FLAGSITE_SSE_MAX_STREAMS_PER_KEY": "2",
+        },
+    )
+    url = f"{server.url}/api/v1/sdk/stream"
+    held = [_raw_stream(server, world.headers("server")) for _ in range(2)]
+    try:
+        refused = httpx.get(url, headers=world.headers("server"), timeout=5)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "30"
+        assert "2 open streams" in refused.json()["detail"]
+        # Another key of the same environment has its own allowance.
+        _, second = ApiKey.issue(environment=world.dev, kind="server", name="second")
+        assert _stream_opens(server, {"Authorization": f"Bearer {second}"})
+
+        held.pop().close()
+        # The server sees the disconnect (at once, or at its next heartbeat) and frees the slot.
+        wait_until(
+            lambda: _stream_opens(server, world.headers("server")),
+            10,
+            "the closed stream's slot to be freed",
+        )
+    finally:
+        for sock in held:
+            sock.close()

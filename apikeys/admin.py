@@ -7,8 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 from apikeys import services
 from apikeys.models import ApiKey
@@ -33,7 +36,8 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
                     "last_used_at", "revoked_at"]  # fmt: skip
     list_filter = ["kind", "environment__project", "environment"]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at",
+                       "revoked_by", "audit_trail"]  # fmt: skip
     actions = ["revoke_selected"]
     form = IssueForm
 
@@ -63,8 +67,33 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False  # revoke instead, so the audit trail keeps the key
 
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj: ApiKey) -> str:
+        rows = obj.history.select_related("history_user").order_by("history_date")
+        return format_html(
+            "<table><tr><th>When</th><th>Who</th><th>Source</th><th>What</th><th>Why</th></tr>"
+            "{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        r.history_date.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                        r.history_user or "-",
+                        r.history_source,
+                        "issued" if r.history_type == "+" else "revoked",
+                        r.history_change_reason or "",
+                    )
+                    for r in rows
+                ),
+            ),
+        )
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
-        key, raw = services.issue(obj.environment, kind=obj.kind, name=obj.name, actor=request.user)
+        key, raw = services.issue(
+            obj.environment, kind=obj.kind, name=obj.name, actor=request.user,
+            reason="issued in the admin",
+        )  # fmt: skip
         obj.pk = key.pk
         messages.warning(
             request,
@@ -73,7 +102,32 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         )
 
     @admin.action(description="Revoke the selected keys")
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for key in queryset.filter(revoked_at__isnull=True):
-            services.revoke(key, actor=request.user)
-        messages.success(request, "Revoked; every server refuses them from now on.")
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApiKey]
+    ) -> HttpResponse | None:
+        """Asks for confirmation and a reason first; the reason goes into the audit trail."""
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        error = ""
+        if request.POST.get("confirm") == "yes":
+            reason = request.POST.get("reason", "").strip()
+            try:
+                for key in keys:
+                    services.revoke(key, actor=request.user, reason=reason)
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+            else:
+                messages.success(request, "Revoked; every server refuses them from now on.")
+                return None
+        return TemplateResponse(
+            request,
+            "admin/apikeys/revoke_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Revoke API keys",
+                "keys": keys,
+                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "error": error,
+                "reason": request.POST.get("reason", ""),
+            },
+        )

@@ -6,10 +6,12 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
-from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
-from flags.models import Environment
+from flags.history import stamp
+from flags.models import AuditFields, Environment
 
 _KIND_TAGS = {"server": "srv", "client": "cli", "management": "mgt"}
 
@@ -36,7 +38,14 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Who issued or revoked a key, when, from where and why. Usage times are not changes.
+    history = HistoricalRecords(
+        bases=[AuditFields], excluded_fields=["last_used_at"], cascade_delete_history=False
+    )
 
     class Meta:
         ordering = ["environment", "name"]
@@ -54,21 +63,26 @@ class ApiKey(models.Model):
 
     @classmethod
     def issue(
-        cls, *, environment: Environment, kind: str, name: str, created_by: object | None = None
+        cls,
+        *,
+        environment: Environment,
+        kind: str,
+        name: str,
+        created_by: User | AnonymousUser | None = None,
+        source: str = AuditFields.Source.SYSTEM,
+        reason: str = "",
     ) -> tuple[ApiKey, str]:
         """Creates a key and returns it with the raw secret, never stored or shown again."""
         raw = cls.generate(kind)
-        key = cls.objects.create(
+        user = created_by if isinstance(created_by, User) else None
+        key = cls(
             environment=environment,
             kind=kind,
             name=name,
             prefix=raw[:12],
             digest=hash_key(raw),
-            created_by=created_by,
+            created_by=user,
         )
+        stamp(key, user=user, source=source, reason=reason or "issued")
+        key.save()
         return key, raw
-
-    def revoke(self) -> None:
-        """Marks the row only; use apikeys.services.revoke, which also tells every process."""
-        self.revoked_at = timezone.now()
-        self.save(update_fields=["revoked_at"])

@@ -111,7 +111,7 @@ def test_wrong_missing_revoked_and_wrong_kind_keys(client: Client, world: World)
     assert evaluate(client, world, "server", {"flag": "banner"}).status_code == 200
     from apikeys import services as key_services
 
-    key_services.revoke(ApiKey.objects.get(name="server"), actor=world.owner)
+    key_services.revoke(ApiKey.objects.get(name="server"), actor=world.owner, reason="leaked")
     assert evaluate(client, world, "server", {"flag": "banner"}).status_code == 401
 
 

@@ -125,7 +125,7 @@ def test_revocation_reaches_every_process_within_a_second(
     for _ in range(20):
         ok = httpx.post(f"{server.url}/api/v1/evaluate", json=body, headers=world.headers("server"))
         assert ok.status_code == 200
-    key_services.revoke(ApiKey.objects.get(name="server"), actor=world.owner)
+    key_services.revoke(ApiKey.objects.get(name="server"), actor=world.owner, reason="leaked")
     revoked_at = time.monotonic()
 
     def refused_everywhere() -> bool:

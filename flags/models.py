@@ -44,6 +44,7 @@ def _history() -> Any:
 class Project(models.Model):
     key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
     name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     history = _history()
 
@@ -75,6 +76,7 @@ class Environment(models.Model):
     requires_approval = models.BooleanField(
         default=False, help_text="Changes need a second person's approval before they apply."
     )
+    version = models.PositiveIntegerField(default=1)
     history = _history()
 
     class Meta:

@@ -207,7 +207,13 @@ def create_project(
 
 
 def update_project(
-    project: Project, *, changes: Mapping[str, Any], actor: ActorLike, source: str, reason: str = ""
+    project: Project,
+    *,
+    changes: Mapping[str, Any],
+    expected_version: int,
+    actor: ActorLike,
+    source: str,
+    reason: str = "",
 ) -> Project:
     who = as_actor(actor)
     _check_source(who, source)
@@ -215,8 +221,11 @@ def update_project(
     _unknown_fields(changes, ("name",))
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
+        if locked.version != expected_version:
+            raise VersionConflict(locked.version, expected_version)
         for name, value in changes.items():
             setattr(locked, name, value)
+        locked.version += 1
         _full_clean(locked)
         stamp(locked, user=who.user, source=source, reason=reason)
         locked.save()
@@ -258,6 +267,7 @@ def update_environment(
     environment: Environment,
     *,
     changes: Mapping[str, Any],
+    expected_version: int,
     actor: ActorLike,
     source: str,
     reason: str = "",
@@ -267,6 +277,8 @@ def update_environment(
     _check_keyed_edit(who, source, "manage", environment, changes, ENVIRONMENT_FIELDS)
     with transaction.atomic():
         locked = Environment.objects.select_for_update().get(pk=environment.pk)
+        if locked.version != expected_version:
+            raise VersionConflict(locked.version, expected_version)
         if locked.is_production and not reason.strip():
             raise ChangeRejected(
                 [
@@ -277,6 +289,7 @@ def update_environment(
             )
         for name, value in changes.items():
             setattr(locked, name, value)
+        locked.version += 1
         _full_clean(locked)
         stamp(locked, user=who.user, source=source, reason=reason)
         locked.save()

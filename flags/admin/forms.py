@@ -30,8 +30,9 @@ class ProjectForm(ServiceForm):
             )  # fmt: skip
         changes.pop("key", None)
         return services.update_project(
-            self.instance, changes=changes, actor=self.actor, source=SOURCE, reason=reason
-        )
+            self.instance, changes=changes, expected_version=self.cleaned_data["expected_version"],
+            actor=self.actor, source=SOURCE, reason=reason,
+        )  # fmt: skip
 
 
 class EnvironmentForm(ServiceForm):
@@ -53,8 +54,9 @@ class EnvironmentForm(ServiceForm):
         changes.pop("project", None)
         changes.pop("key", None)
         return services.update_environment(
-            self.instance, changes=changes, actor=self.actor, source=SOURCE, reason=reason
-        )
+            self.instance, changes=changes, expected_version=self.cleaned_data["expected_version"],
+            actor=self.actor, source=SOURCE, reason=reason,
+        )  # fmt: skip
 
 
 class TagsField(forms.CharField):

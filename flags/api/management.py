@@ -312,10 +312,16 @@ class EnvironmentDetail(ManagementView):
     def patch(self, request: Request, project: str, env: str) -> Response:
         proj = self.project(request, project)
         environment = self.environment(request, proj, env)
-        changes, reason, _ = s.changes_of(
+        changes, reason, version = s.changes_of(
             self.valid(s.EnvironmentPatch(partial=True), request.data)
         )
+        if version is None:
+            return Response(
+                {"errors": [{"path": "version", "message": "This field is required."}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         environment = services.update_environment(
-            environment, changes=changes, actor=request.user, source=SOURCE, reason=reason
-        )
+            environment, changes=changes, expected_version=version, actor=request.user,
+            source=SOURCE, reason=reason,
+        )  # fmt: skip
         return Response(s.EnvironmentOut(environment).data)

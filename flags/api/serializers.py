@@ -143,7 +143,10 @@ class EnvironmentOut(serializers.ModelSerializer[Environment]):
 
     class Meta:
         model = Environment
-        fields = ["key", "name", "sortOrder", "isProduction", "requiresApproval", "rulesetVersion"]
+        fields = [
+            "key", "name", "sortOrder", "isProduction", "requiresApproval", "version",
+            "rulesetVersion",
+        ]  # fmt: skip
 
     def get_rulesetVersion(self, env: Environment) -> int:  # noqa: N802 - API field name
         ruleset = getattr(env, "ruleset", None)
@@ -159,7 +162,7 @@ class EnvironmentIn(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class EnvironmentPatch(EnvironmentIn):
+class EnvironmentPatch(EnvironmentIn, Versioned):
     key = serializers.CharField(max_length=100, required=False)
     name = serializers.CharField(max_length=200, required=False)
 

@@ -147,8 +147,8 @@ class Command(BaseCommand):
                 # Show the approval flow: production changes need a second person.
                 production = project.environments.get(key="production")
                 services.update_environment(
-                    production, changes={"requires_approval": True}, actor=ACTOR,
-                    source=SOURCE, reason=REASON,
+                    production, changes={"requires_approval": True},
+                    expected_version=production.version, actor=ACTOR, source=SOURCE, reason=REASON,
                 )  # fmt: skip
         self.stdout.write(self.style.SUCCESS(f"Demo project {project.key!r} is ready."))
         self.stdout.write(f"Log in at /admin/ with password {DEMO_PASSWORD!r} as:")

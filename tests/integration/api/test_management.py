@@ -117,6 +117,17 @@ def test_segments_and_environments(client: Client, world: World) -> None:
     assert patched.json()["excluded"] == ["u2"]
     envs = send(client, world, "get", f"{BASE}/environments").json()["results"]
     assert [e["key"] for e in envs] == ["development", "staging", "production"]
+    env_url = f"{BASE}/environments/development"  # the management key's environment
+    version = send(client, world, "get", env_url).json()["version"]
+    missing = send(client, world, "patch", env_url, {"requiresApproval": True})
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["path"] == "version"
+    ok = send(client, world, "patch", env_url, {"requiresApproval": True, "version": version})
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["version"] == version + 1
+    stale = send(client, world, "patch", env_url, {"name": "Stage", "version": version})
+    assert stale.status_code == 409
+    assert send(client, world, "get", env_url).json()["name"] == "Development"
 
 
 def test_openapi_schema_and_swagger(client: Client, world: World) -> None:

@@ -36,7 +36,9 @@ def test_project_admin(world: World, role: str) -> None:
         403 if role == "outsider" else 200
     )
     assert client.get(change).status_code == _expected(role, 200, 200)
-    response = client.post(change, {"name": "Shop 2", "reason": "rename"})
+    response = client.post(
+        change, {"name": "Shop 2", "reason": "rename", "expected_version": world.project.version}
+    )
     assert response.status_code == _expected(role, 302, 403)
     project = Project.objects.get(pk=world.project.pk)
     assert project.name == ("Shop 2" if role == "owner" else "Shop")
@@ -53,7 +55,7 @@ def test_environment_admin(world: World, role: str) -> None:
     assert client.get(change).status_code == _expected(role, 200, 200)
     form = {
         "name": "Prod", "sort_order": 2, "is_production": "on", "requires_approval": "on",
-        "reason": "four eyes",
+        "reason": "four eyes", "expected_version": env.version,
     }  # fmt: skip
     assert client.post(change, form).status_code == _expected(role, 302, 403)
     env.refresh_from_db()
@@ -69,7 +71,7 @@ def test_environment_admin(world: World, role: str) -> None:
 def test_production_environment_changes_need_a_reason_shown_on_the_form(world: World) -> None:
     env = world.env("production")
     change = reverse("admin:flags_environment_change", args=[env.pk])
-    form = {"name": "Prod", "sort_order": 2, "is_production": "on"}
+    form = {"name": "Prod", "sort_order": 2, "is_production": "on", "expected_version": env.version}
     response = _client(world, "owner").post(change, form)
     assert response.status_code == 200
     assert b"Give a reason" in response.content
@@ -164,3 +166,19 @@ def test_the_bulk_delete_action_is_not_offered_for_segments(world: World) -> Non
         services.delete_segment(
             _segment_in_use(world), actor=world.users["owner"], source="api", reason="x"
         )
+
+
+def test_a_stale_environment_edit_is_refused_and_keeps_the_input(world: World) -> None:
+    env = world.env("staging")
+    change = reverse("admin:flags_environment_change", args=[env.pk])
+    owner = _client(world, "owner")
+    first = {"name": "Staging A", "sort_order": 1, "expected_version": env.version}
+    assert owner.post(change, first).status_code == 302
+    stale = {"name": "Staging B", "sort_order": 1, "requires_approval": "on",
+             "expected_version": env.version}  # fmt: skip
+    response = owner.post(change, stale)
+    assert response.status_code == 200
+    assert b"Someone else saved this while you were editing it" in response.content
+    assert b"Staging B" in response.content  # the second person's input is still there
+    env.refresh_from_db()
+    assert (env.name, env.requires_approval, env.version) == ("Staging A", False, 2)

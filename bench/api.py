@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -324,7 +325,31 @@ def propagation(
     return delays
 
 
+def ensure_wrk() -> bool:
+    """wrk drives the load (Debian package "wrk"); installed with apt when we may."""
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk (apt-get) to generate the load", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+        def apt(*args: str) -> int:
+            return subprocess.run(["apt-get", *args], env=env, stdout=subprocess.DEVNULL).returncode
+
+        if apt("install", "-y", "-qq", "wrk"):
+            apt("update", "-qq")
+            apt("install", "-y", "-qq", "wrk")
+    if shutil.which("wrk"):
+        return True
+    print(
+        "bench/api.py needs wrk: install it with `apt-get install wrk` (as root).", file=sys.stderr
+    )
+    return False
+
+
 def main() -> int:
+    if not ensure_wrk():
+        return 2
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--subscribers", type=int, default=500)

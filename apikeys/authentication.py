@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -24,6 +23,7 @@ from rest_framework.request import Request
 
 from apikeys import usage
 from apikeys.models import ApiKey, hash_key
+from flagsite.db import run_in_db_thread
 
 CACHE_SECONDS = 300.0
 # Unknown keys are remembered briefly so a flood of bad keys cannot become a flood of queries.
@@ -122,7 +122,7 @@ def resolve_key(raw: str) -> AuthenticatedKey | None:
 async def aresolve_key(raw: str) -> AuthenticatedKey | None:
     """``resolve_key`` for the event loop: a cache hit stays on it, a miss queries on a thread."""
     known, key = cached_key(raw)
-    return key if known else await sync_to_async(_load_key)(raw)
+    return key if known else await run_in_db_thread(_load_key, raw)
 
 
 def key_user(key: AuthenticatedKey) -> AbstractBaseUser | AnonymousUser:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from flagsite_sdk.engine import CompiledRuleset, compile_ruleset
@@ -34,6 +33,7 @@ from apikeys import authentication
 from apikeys import invalidation as key_invalidation
 from flags.api import realtime_bridge as _realtime
 from flags.models import Environment, Ruleset
+from flagsite.db import run_in_db_thread
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ async def aget_snapshot(environment_id: int) -> Snapshot:
     snap = _snapshots.get(environment_id)
     if snap is not None:
         return snap
-    return await sync_to_async(get_snapshot)(environment_id)
+    return await run_in_db_thread(get_snapshot, environment_id)
 
 
 def _install(snap: Snapshot) -> Snapshot:

@@ -74,6 +74,9 @@ class AsyncApiView(AdrfAPIView):  # type: ignore[misc]
 
     renderer_classes = [FastJSONRenderer]
     parser_classes = [FastJSONParser]
+    # Short, database-free requests: flagsite.asgi serves them without Django's per-request
+    # signals (see there); a cache miss does its own connection hygiene (flagsite.db).
+    lean_asgi = True
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return errors.exception_handler

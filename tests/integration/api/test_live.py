@@ -219,3 +219,31 @@ def test_open_streams_per_key_are_capped_and_freed_on_disconnect(
     finally:
         for sock in held:
             sock.close()
+
+
+def test_the_lean_path_recovers_from_a_dropped_database_connection(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    # Evaluation requests skip Django's request signals, so the connection hygiene they did
+    # (drop a broken connection, return a pooled one) happens around each cache-miss query.
+    from django.db import connection
+
+    world = build_world()
+    server = server_factory(workers=1)
+    url = f"{server.url}/api/v1/evaluate"
+    body = {"flag": "banner", "context": {"targetingKey": "u1"}}
+    first = httpx.post(url, json=body, headers=world.headers("server"), timeout=5)
+    assert first.status_code == 200, first.text
+    assert first.headers["X-Request-ID"]  # middleware still runs on the lean path
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (terminated,) = cursor.fetchone()
+    assert terminated >= 1  # the server's connection is gone
+
+    _, fresh = ApiKey.issue(environment=world.dev, kind="server", name="after the drop")
+    again = httpx.post(url, json=body, headers={"Authorization": f"Bearer {fresh}"}, timeout=5)
+    assert again.status_code == 200, again.text  # the key lookup (a cache miss) reconnected

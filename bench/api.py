@@ -193,11 +193,20 @@ def row(name: str, conc: int, r: dict[str, float]) -> str:
 
 
 def wrk(
-    url: str, key: str, body: dict[str, object] | None, concurrency: int, duration: int
+    url: str,
+    key: str,
+    body: dict[str, object] | None,
+    concurrency: int,
+    duration: int,
+    think_ms: int = 0,
 ) -> dict[str, float]:
+    """Closed loop: each connection sends its next request when the last one is answered,
+    after ``think_ms`` (0: at once, which saturates the server)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if body is not None:
             script.write(LUA.format(key=key, body=json.dumps(body)))
+        if think_ms:
+            script.write(f"function delay() return {think_ms} end\n")
     out = subprocess.run(
         ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", script.name, url],
         capture_output=True,
@@ -347,6 +356,9 @@ def ensure_wrk() -> bool:
     return False
 
 
+THINK_MS = 36  # 64 connections / (36 ms + a few ms of latency) ~ 1,600 requests/s offered
+
+
 def main() -> int:
     if not ensure_wrk():
         return 2
@@ -398,6 +410,11 @@ def main() -> int:
                     verdict = "PASS" if passed else "FAIL"
                     print(f"  {ratio:.2f}x the baseline's req/s")
                     print(f"  target >=1500 req/s, p99 <100 ms, 0 errors at c=64: {verdict}")
+            # The same 64 clients, each pausing THINK_MS between requests: about the target
+            # load instead of all the server (and wrk, on the same two cores) can take.
+            # Informational: the verdict above, at saturation, is the one that counts.
+            paced = wrk(base + path, keys[kind], body, 64, args.duration, THINK_MS)
+            print(row(f"  paced, {THINK_MS} ms think time", 64, paced))
         delays = propagation(base, keys, args.subscribers, args.toggles, args.clients)
         p50, p99 = percentile(delays, 50), percentile(delays, 99)
         print(

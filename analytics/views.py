@@ -12,7 +12,6 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +20,7 @@ from analytics import services
 from analytics.selectors import Window
 from analytics.serializers import BatchInvalidError
 from apikeys.authentication import ApiKeyAuthentication, AuthenticatedKey
+from flags.api.base import FastJSONParser
 
 EVENT_KEY_KINDS = frozenset({"server", "client"})
 REPORT_KEY_KINDS = frozenset({"server", "management"})
@@ -42,7 +42,7 @@ class EventBatchView(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [CanSendEvents]
-    parser_classes = [JSONParser]
+    parser_classes = [FastJSONParser]  # orjson: a 10,000-event batch parses several times faster
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,

@@ -21,10 +21,10 @@ from flags import evaluation
 from flags.evaluation import Snapshot, Subscription
 
 RETRY_FRAME = b"retry: 1000\n\n"
+HEARTBEAT_FRAME = b": heartbeat\n\n"
 # Open streams per API key in this process. A leaked key (or a client that reconnects without
 # closing) is capped here instead of tying up the worker's memory and file descriptors.
 _open_streams: Counter[int] = Counter()
-HEARTBEAT_FRAME = b": heartbeat\n\n"
 
 
 def _refusal(status: int, detail: str) -> JsonResponse:
@@ -86,9 +86,9 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
         refused["Retry-After"] = "30"
         return refused
     last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
-    _open_streams[key.id] += 1
     # Subscribe before reading the current version, so a change in between is not missed.
     sub = evaluation.subscribe(key.environment_id)
+    _open_streams[key.id] += 1  # released by _events' finally, or below if we never get there
     try:
         first = await evaluation.aget_snapshot(key.environment_id)
     except BaseException:

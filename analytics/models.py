@@ -145,23 +145,23 @@ class FirstSeen(models.Model):
     """The first time a user was exposed to (or erred, or converted under) a flag variant.
 
     Inserted with ON CONFLICT DO NOTHING: the rows actually inserted are the new distinct users
-    that the rollups add, which keeps distinct counts exact and additive.
+    that the rollups add, which keeps distinct counts exact and additive. A sighting is stored
+    as a 64-bit hash of (flag, variant, metric, context key) rather than those four strings: the
+    unique index is then one bigint per row, which made ingestion markedly faster, and the raw
+    events keep the strings. Two sightings collide with probability about n^2 / 2^65 (under one
+    in a million for ten million sightings per environment); a collision undercounts one user.
     """
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
-    flag_key = models.CharField(max_length=100)
-    variant = models.CharField(max_length=100)
-    metric = models.CharField(max_length=16)
-    context_key = models.CharField(max_length=256)
+    sighting = models.BigIntegerField(
+        help_text="analytics.storage.sighting_hash(flag, variant, metric, context key)"
+    )
     first_seen_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["environment", "flag_key", "variant", "metric", "context_key"],
-                name="first_seen_unique",
-            )
+            models.UniqueConstraint(fields=["environment", "sighting"], name="first_seen_unique")
         ]
 
     def __str__(self) -> str:
-        return f"{self.context_key} {self.flag_key}/{self.variant}/{self.metric}"
+        return f"{self.sighting:x} at {self.first_seen_at:%Y-%m-%d %H:%M}"

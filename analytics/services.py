@@ -52,6 +52,7 @@ def retention() -> timedelta:
 
 
 def bucket_start(moment: datetime) -> datetime:
+    """The start of the rollup bucket (minute) holding this moment."""
     seconds = int(moment.timestamp()) // _BUCKET_SECONDS * _BUCKET_SECONDS
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -60,28 +61,38 @@ def _metric_of(event: Event) -> str:
     return f"custom:{event.name}" if event.kind == EventKind.CUSTOM else event.kind
 
 
-def aggregate(
-    events: list[Event],
-) -> tuple[dict[storage.RollupKey, storage.RollupDelta], dict[storage.FirstSeenKey, datetime]]:
-    """Per-batch rollup deltas (users still zero) and the earliest sighting per user.
+@dataclass
+class BatchAggregate:
+    """What one batch adds: rollup deltas (users still zero), the earliest sighting per user
+    and, for each sighting time, its rollup bucket."""
 
-    A metric event counts towards every flag variant in its assignments: that is how an error or
-    a latency joins the cohort that saw the flag.
-    """
+    deltas: dict[storage.RollupKey, storage.RollupDelta]
+    first_seen: dict[storage.FirstSeenKey, datetime]
+    buckets: dict[datetime, datetime]
+
+
+def aggregate(events: list[Event]) -> BatchAggregate:
+    """A metric event counts towards every flag variant in its assignments: that is how an error
+    or a latency joins the cohort that saw the flag."""
     deltas: dict[storage.RollupKey, storage.RollupDelta] = defaultdict(storage.RollupDelta)
     latencies: dict[storage.RollupKey, list[float]] = defaultdict(list)
     first_seen: dict[storage.FirstSeenKey, datetime] = {}
     buckets: dict[datetime, datetime] = {}
+    by_second: dict[int, datetime] = {}  # most timestamps are unique; their seconds repeat
     for event in events:
-        bucket = buckets.get(event.occurred_at)
+        at = event.occurred_at
+        second = int(at.timestamp())
+        bucket = by_second.get(second)
         if bucket is None:
-            bucket = buckets[event.occurred_at] = bucket_start(event.occurred_at)
+            bucket = by_second[second] = bucket_start(at)
+        buckets[at] = bucket
         metric = _metric_of(event)
         targets = (
             ((event.name, event.variant),)
             if event.kind == EventKind.EXPOSURE
             else event.assignments.items()
         )
+        counts_users = event.kind in USER_METRICS
         for flag, variant in targets:
             key = (flag, variant, metric, bucket)
             delta = deltas[key]
@@ -90,19 +101,20 @@ def aggregate(
                 delta.value_sum += event.value
                 if event.kind == EventKind.LATENCY:
                     latencies[key].append(event.value)
-            if event.kind in USER_METRICS:
+            if counts_users:
                 seen_key = (flag, variant, metric, event.context_key)
                 seen = first_seen.get(seen_key)
-                if seen is None or event.occurred_at < seen:
-                    first_seen[seen_key] = event.occurred_at
+                if seen is None or at < seen:
+                    first_seen[seen_key] = at
     for key, values in latencies.items():
         deltas[key].histogram = np.bincount(bucket_index(values), minlength=N_BUCKETS).tolist()
-    return deltas, first_seen
+    return BatchAggregate(deltas, first_seen, buckets)
 
 
 def store_batch(environment_id: int, batch: Batch, received_at: datetime) -> IngestResult:
     """Store a validated batch atomically; a batch id seen before stores nothing."""
-    deltas, first_seen = aggregate(batch.events)
+    summary = aggregate(batch.events)
+    deltas = summary.deltas
     with transaction.atomic():
         batch_pk = storage.claim_batch(
             environment_id, batch.batch_id, len(batch.events), received_at, batch.client_dropped
@@ -114,9 +126,9 @@ def store_batch(environment_id: int, batch: Batch, received_at: datetime) -> Ing
             transaction.on_commit(lambda: _count_client_drops(environment_id, dropped))
         storage.append_raw(environment_id, batch_pk, batch.events, received_at)
         for (flag, variant, metric, _), seen_at in storage.insert_first_seen(
-            environment_id, first_seen
+            environment_id, summary.first_seen
         ):
-            deltas[(flag, variant, metric, bucket_start(seen_at))].users += 1
+            deltas[(flag, variant, metric, summary.buckets[seen_at])].users += 1
         # Last, so the hot rollup rows stay locked for as short a time as possible.
         storage.upsert_rollups(environment_id, deltas)
     return IngestResult(len(batch.events), duplicate=False)

@@ -6,18 +6,23 @@ window costs one INCR. The limit is per key across all processes (the counter is
 
 The evaluation path's throttles are async and batched: each process counts a key's requests
 locally and adds them to the shared Redis counter (one pipelined INCRBY + EXPIRE NX on a
-redis.asyncio pool owned by the running event loop) every SYNC_INTERVAL, or on every request
-once the key nears its limit. Checking a limit never blocks the loop or hops to a thread, and a
-busy key costs a few round trips a second instead of one per request. Without Redis (embedded
+redis.asyncio pool owned by the running event loop) every SYNC_INTERVAL, in a task the request
+does not wait for; once the key nears its limit, every request waits for its sync so the limit
+stays exact. Checking a limit never blocks the loop or hops to a thread, and a busy key costs a
+few round trips a second instead of one per request. If Redis cannot be reached, each process
+goes on limiting by its own count. Without Redis (embedded
 mode) the counter lives in the process, so the limit applies per process there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -27,6 +32,8 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from flags.api.permissions import request_key
+
+log = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -84,7 +91,9 @@ def _redis() -> aioredis.Redis | None:
     loop = asyncio.get_running_loop()
     client = _pools.get(loop)
     if client is None:
-        client = _pools[loop] = aioredis.Redis.from_url(url)
+        client = _pools[loop] = aioredis.Redis.from_url(
+            url, socket_timeout=SYNC_TIMEOUT, socket_connect_timeout=SYNC_TIMEOUT
+        )
     return client
 
 
@@ -94,9 +103,34 @@ class _Window:
 
     ends_at: float
     known_total: int = 0  # the shared count at the last sync (every process's requests)
-    pending: int = 0  # requests counted here since
+    pending: int = 0  # requests counted here since, not yet sent
+    in_flight: int = 0  # requests being sent
     synced_at: float = 0.0
     syncing: bool = False
+    sync_started_at: float = 0.0
+
+    @property
+    def estimate(self) -> int:
+        return self.known_total + self.in_flight + self.pending
+
+    def begin_sync(self, now: float) -> int:
+        """Marks a sync in flight (one at a time) and hands over the pending count."""
+        sent, self.pending = self.pending, 0
+        self.in_flight += sent
+        self.syncing = True
+        self.sync_started_at = now
+        return sent
+
+    def sync_done(self, sent: int, total: int, now: float) -> None:
+        self.known_total = max(self.known_total, total)  # a late answer cannot lower it
+        self.in_flight -= sent
+        self.synced_at = now
+        self.syncing = False
+
+    def sync_failed(self, sent: int) -> None:
+        self.in_flight -= sent
+        self.pending += sent  # to go with the next sync
+        self.syncing = False
 
 
 # Requests this process has not yet added to the shared counter are sent at most this long
@@ -105,6 +139,12 @@ class _Window:
 # other processes admitted within that interval, never more.
 SYNC_INTERVAL = 0.05
 NEAR_LIMIT = 0.8
+# A sync still unanswered after this long is taken as lost and another may start.
+SYNC_GIVE_UP = 1.0
+# How long a sync may take at all (background syncs), and how long a request near its limit
+# waits for one before counting on its own.
+SYNC_TIMEOUT = 5.0
+NEAR_LIMIT_WAIT = 0.5
 _windows: dict[str, _Window] = {}
 
 
@@ -127,32 +167,75 @@ class AsyncKeyRateThrottle(KeyRateThrottle):
                 _prune(now)
             state = _windows[name] = _Window(ends_at)
         state.pending += 1
-        estimate = state.known_total + state.pending
-        due = now - state.synced_at >= SYNC_INTERVAL or estimate > self.limit * NEAR_LIMIT
-        if due and not state.syncing:
-            await self._sync(name, state, now)
-            return state.known_total + state.pending
-        return estimate
-
-    async def _sync(self, name: str, state: _Window, now: float) -> None:
-        client = _redis()
-        sent, state.pending = state.pending, 0
-        if client is None:  # embedded mode: the process's own count is the count
-            state.known_total += sent
-            state.synced_at = now
-            return
-        state.syncing = True
+        estimate = state.estimate
+        near_limit = estimate > self.limit * NEAR_LIMIT
+        due = near_limit or now - state.synced_at >= SYNC_INTERVAL
+        if not due or (state.syncing and now - state.sync_started_at < SYNC_GIVE_UP):
+            return estimate
+        sent = state.begin_sync(now)
+        sync = self._send(name, state, sent, now)
+        if not near_limit:
+            # Far from the limit the request does not wait for Redis: under CPU saturation the
+            # Redis server itself can wait hundreds of milliseconds for a core, and every
+            # request that awaited it became the latency tail.
+            _in_background(sync, state, sent)
+            return estimate
         try:
+            await asyncio.wait_for(sync, NEAR_LIMIT_WAIT)
+        except (aioredis.RedisError, OSError) as exc:  # TimeoutError is an OSError
+            state.sync_failed(sent)
+            _warn_unreachable(exc)
+        except BaseException:
+            state.sync_failed(sent)
+            raise
+        return state.estimate
+
+    async def _send(self, name: str, state: _Window, sent: int, now: float) -> None:
+        """Adds this process's count to the shared counter and learns the total."""
+        client = _redis()
+        if client is None:  # embedded mode: the process's own count is the count
+            total = state.known_total + sent
+        else:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.incrby(name, sent)
                 pipe.expire(name, self.period + 1, nx=True)
-                state.known_total = int((await pipe.execute())[0])
-        except BaseException:
-            state.pending += sent  # try again with the next request
-            raise
-        finally:
-            state.syncing = False
-        state.synced_at = now
+                total = int((await pipe.execute())[0])
+        state.sync_done(sent, total, now)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(sync: Coroutine[Any, Any, None], state: _Window, sent: int) -> None:
+    task = asyncio.get_running_loop().create_task(sync)
+    _background.add(task)  # the loop keeps only a weak reference to its tasks
+
+    def done(task: asyncio.Task[None]) -> None:
+        # Also called for a task cancelled before it ran (its loop closing): nothing is lost.
+        _background.discard(task)
+        if task.cancelled():
+            state.sync_failed(sent)
+        elif (exc := task.exception()) is not None:
+            state.sync_failed(sent)
+            _warn_unreachable(exc)
+
+    task.add_done_callback(done)
+
+
+_WARN_EVERY = 30.0
+_warned_at = -_WARN_EVERY
+
+
+def _warn_unreachable(exc: BaseException) -> None:
+    """At most one line per _WARN_EVERY: an outage must not become a flood of log lines."""
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at >= _WARN_EVERY:
+        _warned_at = now
+        log.warning(
+            "rate limit: Redis did not answer (%s); counting in this process until it does",
+            type(exc).__name__,
+        )
 
 
 def _prune(now: float) -> None:

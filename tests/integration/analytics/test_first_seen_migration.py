@@ -36,9 +36,9 @@ def test_existing_sightings_get_the_hash_that_ingestion_computes() -> None:
             ("checkout", "on", "error", "user-2"),
             ("banner", "b", "conversion", "ünïcode-user"),
         ]
-        OldFirstSeen = old_apps.get_model("analytics", "FirstSeen")
+        old_first_seen = old_apps.get_model("analytics", "FirstSeen")
         for flag, variant, metric, context_key in sightings:
-            OldFirstSeen.objects.create(
+            old_first_seen.objects.create(
                 environment_id=environment.pk,
                 flag_key=flag,
                 variant=variant,
@@ -48,8 +48,8 @@ def test_existing_sightings_get_the_hash_that_ingestion_computes() -> None:
             )
 
         new_apps = migrate(AFTER).loader.project_state(AFTER).apps
-        NewFirstSeen = new_apps.get_model("analytics", "FirstSeen")
-        stored = set(NewFirstSeen.objects.values_list("sighting", flat=True))
+        new_first_seen = new_apps.get_model("analytics", "FirstSeen")
+        stored = set(new_first_seen.objects.values_list("sighting", flat=True))
         assert stored == {sighting_hash(*s) for s in sightings}
         assert len(stored) == len(sightings)
     finally:

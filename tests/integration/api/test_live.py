@@ -247,3 +247,43 @@ def test_the_lean_path_recovers_from_a_dropped_database_connection(
     _, fresh = ApiKey.issue(environment=world.dev, kind="server", name="after the drop")
     again = httpx.post(url, json=body, headers={"Authorization": f"Bearer {fresh}"}, timeout=5)
     assert again.status_code == 200, again.text  # the key lookup (a cache miss) reconnected
+
+
+def _threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("Threads:"))
+    return int(line.split()[1])
+
+
+def test_a_thousand_idle_streams_need_no_thread_each(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    world = build_world()
+    server = server_factory(workers=1, extra_env={"FLAGSITE_SSE_HEARTBEAT_SECONDS": "30"})
+    assert server.proc is not None
+    before = _threads_of(server.proc.pid)
+    streams = [_raw_stream(server, world.headers("server")) for _ in range(1000)]
+    try:
+        during = _threads_of(server.proc.pid)
+        # A stream is a coroutine on the server's loop: the thread count barely moves.
+        assert during < before + 10, (before, during)
+        assert during < 50
+        # And every one of them is live: a kill switch reaches all 1,000.
+        kill = httpx.post(
+            f"{server.url}/api/v1/projects/shop/flags/banner/environments/development/kill",
+            json={"reason": "incident"},
+            headers=world.headers("management"),
+        )
+        assert kill.status_code == 200, kill.text
+        ruleset = httpx.get(f"{server.url}/api/v1/sdk/ruleset", headers=world.headers("server"))
+        marker = f"id: {ruleset.headers['ETag'].strip(chr(34))}".encode()
+        for sock in streams:
+            sock.settimeout(10)
+            received = b""
+            while marker not in received:
+                chunk = sock.recv(65536)
+                assert chunk, "a stream ended before the change arrived"
+                received += chunk
+    finally:
+        for sock in streams:
+            sock.close()

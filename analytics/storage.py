@@ -113,8 +113,8 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def _int_array(values: Iterable[int]) -> str:
-    # One text literal cast to bigint[] in SQL: adapting thousands of Python ints one by one
-    # cost more than the insert itself.
+    # One text literal, cast to bigint[] in SQL: psycopg adapts a Python list element by
+    # element, which for a batch's ~1,000 sightings cost milliseconds; a join costs microseconds.
     return "{" + ",".join(map(str, values)) + "}"
 
 

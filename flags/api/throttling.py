@@ -9,9 +9,9 @@ locally and adds them to the shared Redis counter (one pipelined INCRBY + EXPIRE
 redis.asyncio pool owned by the running event loop) every SYNC_INTERVAL, in a task the request
 does not wait for; once the key nears its limit, every request waits for its sync so the limit
 stays exact. Checking a limit never blocks the loop or hops to a thread, and a busy key costs a
-few round trips a second instead of one per request. If Redis cannot be reached, each process
-goes on limiting by its own count. Without Redis (embedded
-mode) the counter lives in the process, so the limit applies per process there.
+few round trips a second instead of one per request. If Redis does not answer, each process
+goes on limiting by its own count. Without Redis (embedded mode) the counter lives in the
+process, so the limit applies per process there.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from analytics.selectors import Window
 from analytics.serializers import BatchInvalidError
 from apikeys.authentication import ApiKeyAuthentication, AuthenticatedKey
 from flags.api.base import FastJSONParser
+from flags.api.throttling import EventsThrottle, ReportsThrottle
 
 EVENT_KEY_KINDS = frozenset({"server", "client"})
 REPORT_KEY_KINDS = frozenset({"server", "management"})
@@ -42,6 +43,7 @@ class EventBatchView(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [CanSendEvents]
+    throttle_classes = [EventsThrottle]
     parser_classes = [FastJSONParser]  # orjson: a 10,000-event batch parses several times faster
 
     @extend_schema(
@@ -123,6 +125,7 @@ class FlagComparisonView(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [CanReadReports]
+    throttle_classes = [ReportsThrottle]
 
     @extend_schema(
         parameters=[

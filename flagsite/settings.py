@@ -244,6 +244,10 @@ FLAGSITE_API_RATES: dict[str, str] = {
     "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),
     "sdk": env.str("FLAGSITE_RATE_SDK", default="600/min"),
     "management": env.str("FLAGSITE_RATE_MANAGEMENT", default="1200/min"),
+    # Event batches (up to 10,000 events each); a flood guard, since client keys are public.
+    "events": env.str("FLAGSITE_RATE_EVENTS", default="12000/min"),
+    # Comparisons read a window of rollups and run the statistics.
+    "reports": env.str("FLAGSITE_RATE_REPORTS", default="600/min"),
 }
 
 # --- Analytics ------------------------------------------------------------------------------

@@ -258,3 +258,11 @@ class SdkThrottle(AsyncKeyRateThrottle):
 
 class ManagementThrottle(KeyRateThrottle):
     scope = "management"
+
+
+class EventsThrottle(KeyRateThrottle):
+    scope = "events"
+
+
+class ReportsThrottle(KeyRateThrottle):
+    scope = "reports"

@@ -141,3 +141,14 @@ def test_client_keys_may_not_read_comparisons_and_unknown_flags_are_404(
     missing = client_with(key_for("server")).get(url("nope"))
     assert missing.status_code == 404
     assert "nope" in missing.json()["detail"]
+
+
+def test_comparisons_are_rate_limited_per_key(
+    environment: Environment, key_for: Callable[[str], str], settings: Any
+) -> None:
+    settings.FLAGSITE_API_RATES = {**settings.FLAGSITE_API_RATES, "reports": "2/min"}
+    rolled_out_flag(environment, "checkout", default_serve=HALF_AND_HALF)
+    reader = client_with(key_for("server"))
+    statuses = [reader.get(url("checkout")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert client_with(key_for("server")).get(url("checkout")).status_code == 200

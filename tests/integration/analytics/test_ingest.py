@@ -197,3 +197,21 @@ def test_no_key_is_refused(environment: Environment) -> None:
     response = APIClient().post(URL, {"batch_id": "x", "events": good_events()}, format="json")
     assert response.status_code in {401, 403}
     assert stored() == (0, 0, 0, 0)
+
+
+def test_event_batches_are_rate_limited_per_key(
+    events_client: APIClient, key_for: Callable[[str], str], settings: Any
+) -> None:
+    # A flood guard: client keys ship in browsers, so anyone may hold one.
+    settings.FLAGSITE_API_RATES = {**settings.FLAGSITE_API_RATES, "events": "2/min"}
+    statuses = [
+        events_client.post(URL, {"batch_id": f"r{i}", "events": good_events()}, format="json")
+        for i in range(3)
+    ]
+    assert [r.status_code for r in statuses] == [202, 202, 429]
+    assert 0 < int(statuses[2]["Retry-After"]) <= 60
+    assert EventBatch.objects.count() == 2  # the refused batch stored nothing
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {key_for('client')}")
+    body = {"batch_id": "other-key", "events": good_events()}
+    assert other.post(URL, body, format="json").status_code == 202

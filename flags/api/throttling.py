@@ -4,21 +4,25 @@ DRF's SimpleRateThrottle stores every request's timestamp in one cache value, wh
 thousands of requests a second per key means rewriting a huge list each time; a counter per
 window costs one INCR. The limit is per key across all processes (the counter is shared).
 
-The evaluation path's throttles are async and batched: each process counts a key's requests
-locally and adds them to the shared Redis counter (one pipelined INCRBY + EXPIRE NX on a
-redis.asyncio pool owned by the running event loop) every SYNC_INTERVAL, in a task the request
-does not wait for; once the key nears its limit, every request waits for its sync so the limit
-stays exact. Checking a limit never blocks the loop or hops to a thread, and a busy key costs a
-few round trips a second instead of one per request. If Redis does not answer, each process
-goes on limiting by its own count. Without Redis (embedded mode) the counter lives in the
-process, so the limit applies per process there.
+The evaluation path's throttles are async and batched. Each process counts a key's requests
+locally and, every SYNC_INTERVAL, writes its running total for the window into a Redis hash
+(one field per process) and reads back the sum, in one script call on a redis.asyncio pool owned
+by the running event loop. Far from the limit that happens in a task the request does not wait
+for; once the key nears its limit, every request waits for it (at most NEAR_LIMIT_WAIT), so the
+limit stays exact. Writing a running total rather than adding an increment makes a sync
+idempotent: one that times out, is cancelled or is retried can never count twice. If Redis does
+not answer, each process goes on limiting by its own count. Without Redis (embedded mode) the
+counter lives in the process, so the limit applies per process there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.cache import cache
+from redis.commands.core import AsyncScript
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -78,65 +83,61 @@ class KeyRateThrottle(BaseThrottle):
         return self.wait_s
 
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[aioredis.Redis, AsyncScript]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _redis() -> aioredis.Redis | None:
-    """This loop's client: a pool is bound to the loop that made it (tests run several)."""
+def _redis() -> tuple[aioredis.Redis, AsyncScript] | None:
+    """This loop's client and script: a pool is bound to the loop that made it (tests run
+    several)."""
     url = settings.REDIS_URL
     if not url:
         return None
     loop = asyncio.get_running_loop()
-    client = _pools.get(loop)
-    if client is None:
-        client = _pools[loop] = aioredis.Redis.from_url(
+    found = _pools.get(loop)
+    if found is None:
+        client = aioredis.Redis.from_url(
             url, socket_timeout=SYNC_TIMEOUT, socket_connect_timeout=SYNC_TIMEOUT
         )
-    return client
+        found = _pools[loop] = (client, client.register_script(_SET_AND_SUM))
+    return found
 
 
 @dataclass
 class _Window:
-    """One process's view of one counter window: what Redis said, plus what it has not sent."""
+    """One process's view of one counter window."""
 
     ends_at: float
-    known_total: int = 0  # the shared count at the last sync (every process's requests)
-    pending: int = 0  # requests counted here since, not yet sent
-    in_flight: int = 0  # requests being sent
+    counted: int = 0  # this process's requests in the window
+    others: int = 0  # every other process's, as of the last sync
     synced_at: float = 0.0
     syncing: bool = False
     sync_started_at: float = 0.0
 
     @property
     def estimate(self) -> int:
-        return self.known_total + self.in_flight + self.pending
+        return self.others + self.counted
 
     def begin_sync(self, now: float) -> int:
-        """Marks a sync in flight (one at a time) and hands over the pending count."""
-        sent, self.pending = self.pending, 0
-        self.in_flight += sent
+        """Marks a sync in flight (one at a time); returns the running total it sends."""
         self.syncing = True
         self.sync_started_at = now
-        return sent
+        return self.counted
 
-    def sync_done(self, sent: int, total: int, now: float) -> None:
-        self.known_total = max(self.known_total, total)  # a late answer cannot lower it
-        self.in_flight -= sent
+    def sync_done(self, others: int, now: float) -> None:
+        self.others = max(self.others, others)  # a late answer cannot lower it
         self.synced_at = now
         self.syncing = False
 
-    def sync_failed(self, sent: int) -> None:
-        self.in_flight -= sent
-        self.pending += sent  # to go with the next sync
-        self.syncing = False
+    def sync_failed(self) -> None:
+        self.syncing = False  # nothing to undo: the next sync sends the newer total
 
 
-# Requests this process has not yet added to the shared counter are sent at most this long
-# after they happen, or at once near the limit. Far from the limit a busy key then costs a
-# round trip every SYNC_INTERVAL instead of one per request; the limit can overshoot by what
-# other processes admitted within that interval, never more.
+# A process's count reaches Redis at most this long after a request, or at once near the
+# limit. Far from the limit a busy key then costs a round trip every SYNC_INTERVAL instead of
+# one per request; the limit can overshoot by what other processes admitted within that
+# interval, never more.
 SYNC_INTERVAL = 0.05
 NEAR_LIMIT = 0.8
 # A sync still unanswered after this long is taken as lost and another may start.
@@ -166,57 +167,84 @@ class AsyncKeyRateThrottle(KeyRateThrottle):
             if len(_windows) > 10_000:
                 _prune(now)
             state = _windows[name] = _Window(ends_at)
-        state.pending += 1
+        state.counted += 1
         estimate = state.estimate
         near_limit = estimate > self.limit * NEAR_LIMIT
         due = near_limit or now - state.synced_at >= SYNC_INTERVAL
         if not due or (state.syncing and now - state.sync_started_at < SYNC_GIVE_UP):
             return estimate
-        sent = state.begin_sync(now)
-        sync = self._send(name, state, sent, now)
+        sync = self._send(name, state, state.begin_sync(now), now)
         if not near_limit:
             # Far from the limit the request does not wait for Redis: under CPU saturation the
             # Redis server itself can wait hundreds of milliseconds for a core, and every
             # request that awaited it became the latency tail.
-            _in_background(sync, state, sent)
+            _in_background(sync, state)
             return estimate
         try:
             await asyncio.wait_for(sync, NEAR_LIMIT_WAIT)
         except (aioredis.RedisError, OSError) as exc:  # TimeoutError is an OSError
-            state.sync_failed(sent)
+            state.sync_failed()
             _warn_unreachable(exc)
         except BaseException:
-            state.sync_failed(sent)
+            state.sync_failed()
             raise
         return state.estimate
 
-    async def _send(self, name: str, state: _Window, sent: int, now: float) -> None:
-        """Adds this process's count to the shared counter and learns the total."""
-        client = _redis()
-        if client is None:  # embedded mode: the process's own count is the count
-            total = state.known_total + sent
-        else:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.incrby(name, sent)
-                pipe.expire(name, self.period + 1, nx=True)
-                total = int((await pipe.execute())[0])
-        state.sync_done(sent, total, now)
+    async def _send(self, name: str, state: _Window, total_here: int, now: float) -> None:
+        """Stores this process's running total and learns every process's."""
+        redis = _redis()
+        others = 0  # embedded mode: the process's own count is the count
+        if redis is not None:
+            script = redis[1]
+            reply = await script(keys=[name], args=[_process_id(), total_here, self.period + 1])
+            others = int(reply)
+        state.sync_done(others, now)
+
+
+# KEYS[1]: the window's hash; ARGV: this process's field, its running total, the TTL. A field
+# only grows (an older total arriving late is ignored); the reply is the sum of the other
+# processes' fields.
+_SET_AND_SUM = """
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX')
+local others = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if fields[i] ~= ARGV[1] then
+    others = others + tonumber(fields[i + 1])
+  end
+end
+return others
+"""
+
+_process: tuple[int, str] | None = None
+
+
+def _process_id() -> str:
+    """Unique per process, and new in a forked child (whose counts are its own)."""
+    global _process
+    if _process is None or _process[0] != os.getpid():
+        _process = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    return _process[1]
 
 
 _background: set[asyncio.Task[None]] = set()
 
 
-def _in_background(sync: Coroutine[Any, Any, None], state: _Window, sent: int) -> None:
+def _in_background(sync: Coroutine[Any, Any, None], state: _Window) -> None:
     task = asyncio.get_running_loop().create_task(sync)
     _background.add(task)  # the loop keeps only a weak reference to its tasks
 
     def done(task: asyncio.Task[None]) -> None:
-        # Also called for a task cancelled before it ran (its loop closing): nothing is lost.
+        # Also called for a task cancelled before it ran (its loop closing).
         _background.discard(task)
         if task.cancelled():
-            state.sync_failed(sent)
+            state.sync_failed()
         elif (exc := task.exception()) is not None:
-            state.sync_failed(sent)
+            state.sync_failed()
             _warn_unreachable(exc)
 
     task.add_done_callback(done)
@@ -239,8 +267,8 @@ def _warn_unreachable(exc: BaseException) -> None:
 
 
 def _prune(now: float) -> None:
-    """Forget windows that are over; if that is not enough, forget everything (counts only
-    go back to what Redis holds, so nothing is lost but a few round trips)."""
+    """Forget windows that are over; if that is not enough, forget everything (a live window
+    forgotten here undercounts this process until its new total passes the stored one)."""
     for name, state in list(_windows.items()):
         if state.ends_at <= now:
             _windows.pop(name, None)

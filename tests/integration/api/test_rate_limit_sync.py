@@ -11,6 +11,7 @@ import itertools
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,8 @@ from flags.api.throttling import NEAR_LIMIT_WAIT, EvaluationThrottle
 pytestmark = pytest.mark.integration
 
 VIEW = APIView()
-_ids = itertools.count(900_000)  # key ids of their own: windows are kept per process
+# Key ids of their own, new in every run: windows live on in the process and in Redis.
+_ids = itertools.count(uuid.uuid4().int % 10**12 + 10**12)
 
 
 class SilentRedis:
@@ -138,3 +140,36 @@ def test_without_redis_answers_the_process_still_limits_by_its_own_count(
         return [await asyncio.wait_for(throttle.allow_request(request, VIEW), 5) for _ in range(6)]
 
     assert asyncio.run(scenario()) == [True, True, True, True, False, False]
+
+
+def test_a_sync_repeated_or_answered_late_never_counts_twice(settings: Any) -> None:
+    """A sync whose answer is lost (timeout, cancelled task) may have reached Redis; sending
+    the process's running total rather than an increment makes resending it harmless."""
+    import redis
+
+    limit(settings, "1000/min")
+    throttle = EvaluationThrottle()
+    name = f"{settings.REDIS_PREFIX}:throttle:test-idempotent:{uuid.uuid4().hex}"
+    state = throttling._Window(ends_at=time.time() + 60)
+
+    async def scenario() -> None:
+        await throttle._send(name, state, 5, time.time())
+        await throttle._send(name, state, 5, time.time())  # the same total again
+        await throttle._send(name, state, 3, time.time())  # an older total, late
+
+    asyncio.run(scenario())
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    assert sum(int(v) for v in store.hvals(name)) == 5
+    assert state.others == 0  # no other process has counted
+
+
+def test_requests_on_short_lived_loops_are_counted_exactly(settings: Any) -> None:
+    """Every request on a loop of its own (as Django's test client and async_to_sync do):
+    background syncs are cancelled when their loop closes, and the limit still holds exactly."""
+    limit(settings, "20/hour")
+    request = request_with_key()
+
+    async def one() -> bool:
+        return await EvaluationThrottle().allow_request(request, VIEW)
+
+    assert [asyncio.run(one()) for _ in range(25)] == [True] * 20 + [False] * 5

@@ -131,6 +131,24 @@ def _check_keyed_edit(
     _unknown_fields({k: v for k, v in changes.items() if k != "key"}, allowed)
 
 
+def _check_version(locked: Any, expected_version: int | None) -> None:
+    """A stale edit is refused; None (a revert chosen from history) skips the check."""
+    if expected_version is not None and locked.version != expected_version:
+        raise VersionConflict(locked.version, expected_version)
+
+
+def _write_settings(
+    locked: Project | Environment, changes: Mapping[str, Any], who: Actor, source: str, reason: str
+) -> None:
+    """Applies validated field changes to a locked project or environment as a new version."""
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.version += 1
+    _full_clean(locked)
+    stamp(locked, user=who.user, source=source, reason=reason)
+    locked.save()
+
+
 def _full_clean(obj: models.Model, exclude: Iterable[str] = ()) -> None:
     try:
         obj.full_clean(exclude=list(exclude))
@@ -221,14 +239,8 @@ def update_project(
     _unknown_fields(changes, ("name",))
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
-        for name, value in changes.items():
-            setattr(locked, name, value)
-        locked.version += 1
-        _full_clean(locked)
-        stamp(locked, user=who.user, source=source, reason=reason)
-        locked.save()
+        _check_version(locked, expected_version)
+        _write_settings(locked, changes, who, source, reason)
     return locked
 
 
@@ -277,8 +289,7 @@ def update_environment(
     _check_keyed_edit(who, source, "manage", environment, changes, ENVIRONMENT_FIELDS)
     with transaction.atomic():
         locked = Environment.objects.select_for_update().get(pk=environment.pk)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         if locked.is_production and not reason.strip():
             raise ChangeRejected(
                 [
@@ -287,12 +298,7 @@ def update_environment(
                     )
                 ]
             )
-        for name, value in changes.items():
-            setattr(locked, name, value)
-        locked.version += 1
-        _full_clean(locked)
-        stamp(locked, user=who.user, source=source, reason=reason)
-        locked.save()
+        _write_settings(locked, changes, who, source, reason)
     return locked
 
 
@@ -343,8 +349,7 @@ def update_flag(
     _check_keyed_edit(who, source, "edit_flag", flag, changes, FLAG_FIELDS)
     with transaction.atomic():
         locked = Flag.objects.select_for_update().select_related("project").get(pk=flag.pk)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_flag(locked, changes, who, source, reason)
 
 
@@ -408,8 +413,7 @@ def revert_flag(
     changes, old_version = flag_revert_changes(flag, history_id)
     with transaction.atomic():
         locked = Flag.objects.select_for_update().select_related("project").get(pk=flag.pk)
-        if expected_version is not None and locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_flag(
             locked, changes, who, source, reason, f"(revert to version {old_version})"
         )
@@ -493,8 +497,7 @@ def update_flag_state(
         _require(who, "edit_state", locked)
         if locked.environment.requires_approval:
             raise ApprovalRequired(locked.environment.key)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_state(locked, changes, who, source, reason)
 
 
@@ -558,8 +561,7 @@ def revert_flag_state(
         _require(who, "edit_state", locked)
         if locked.environment.requires_approval:
             raise ApprovalRequired(locked.environment.key)
-        if expected_version is not None and locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_state(
             locked, changes, who, source, reason, f"(revert to version {old_version})"
         )
@@ -597,8 +599,7 @@ def update_segment(
     _check_keyed_edit(who, source, "edit_segment", segment, changes, SEGMENT_FIELDS)
     with transaction.atomic():
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_segment(locked, changes, who, source, reason)
 
 
@@ -649,8 +650,7 @@ def revert_segment(
     changes, old_version = segment_revert_changes(segment, history_id)
     with transaction.atomic():
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
-        if expected_version is not None and locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         return _write_segment(
             locked, changes, who, source, reason, f"(revert to version {old_version})"
         )
@@ -691,8 +691,7 @@ def request_change(
     with transaction.atomic():
         locked = _lock_state(state)
         _require(who, "edit_state", locked)
-        if locked.version != expected_version:
-            raise VersionConflict(locked.version, expected_version)
+        _check_version(locked, expected_version)
         try:
             with transaction.atomic():
                 _write_state(_lock_state(locked.pk), changes, who, source, reason)

@@ -47,8 +47,8 @@ def _flag_doc(env: str) -> dict[str, object]:
 def test_revert_flag_restores_the_definition_exactly(world: World) -> None:
     v2 = _edit_flag(
         world, "release_manager", name="PDF engine v2", description="Faster PDFs",
-        kind="experiment", tags=["pdf", "q3"], expires_at=datetime.date(2031, 1, 31), client_visible=True,
-        variants={"on": True, "off": False},
+        kind="experiment", tags=["pdf", "q3"], expires_at=datetime.date(2031, 1, 31),
+        client_visible=True, variants={"on": True, "off": False},
     )  # fmt: skip
     record = v2.history.latest("history_id")
     _edit_flag(

@@ -232,6 +232,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "FlagKindEnum": "flags.models.Flag.Kind",
+        "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+    },
 }
 
 # --- Public API (flags.api) ----------------------------------------------------------------

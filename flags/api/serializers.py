@@ -102,6 +102,11 @@ class KillIn(serializers.Serializer[Any]):
     reason = serializers.CharField(help_text="Why the flag is being killed (audited).")
 
 
+class ServeIn(serializers.Serializer[Any]):
+    variant = serializers.CharField(max_length=100, help_text="The variant everyone gets now.")
+    reason = serializers.CharField(help_text="Why (audited; the approvers are told).")
+
+
 class RevertIn(serializers.Serializer[Any]):
     historyId = serializers.IntegerField(source="history_id")
     version = serializers.IntegerField(required=False)

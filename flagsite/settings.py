@@ -234,6 +234,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- History --------------------------------------------------------------------------------
+# Reasons are stored as text: the 100-character column simple-history uses by default made a
+# long kill-switch reason a 500. The length users may send is checked at the edge (see
+# flags.history.REASON_MAX_LENGTH); what services record (a reason plus a note) always fits.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 # --- Public API (flags.api) ----------------------------------------------------------------
 # Seconds between ": heartbeat" comments on SDK streams (keeps proxies from closing them).
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from flags import roles
 from flags.errors import ApprovalRequired, ChangeRejected, FieldError, VersionConflict
+from flags.history import REASON_MAX_LENGTH
 from flags.models import AuditFields
 
 M = TypeVar("M", bound=models.Model)
@@ -37,6 +38,7 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
     request: ClassVar[HttpRequest]
     reason = forms.CharField(
         required=False,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Why: recorded in the history. Required for changes that affect production.",
     )

@@ -129,7 +129,7 @@ class FlagDetail(ManagementView):
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
         flag = self.flag(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
+        reason = s.query_reason(request.query_params)
         flag = services.archive_flag(flag, actor=request.user, source=SOURCE, reason=reason)
         return Response(s.FlagOut(flag).data)
 
@@ -280,7 +280,7 @@ class SegmentDetail(ManagementView):
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
+        reason = s.query_reason(request.query_params)
         services.delete_segment(segment, actor=request.user, source=SOURCE, reason=reason)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from flags.history import REASON_MAX_LENGTH
 from flags.models import Environment, Flag, FlagState, Segment
 
 # API name -> model field, for the fields whose names differ.
@@ -26,6 +27,24 @@ API_TO_MODEL = {
 MODEL_TO_API = {model: api for api, model in API_TO_MODEL.items()}
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (DRF's turns 12 or 1.5 into text)."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+def reason_field(*, required: bool = False, help_text: str = "") -> StrictCharField:
+    """The one definition of a reason: a string of at most REASON_MAX_LENGTH characters."""
+    text = help_text or "Why (recorded in the history); required for changes to production."
+    extra: dict[str, Any] = {} if required else {"allow_blank": True, "default": ""}
+    return StrictCharField(required=required, max_length=REASON_MAX_LENGTH, help_text=text, **extra)
+
+
 def api_path(path: str) -> str:
     """A service error path in API names (model field names become camelCase)."""
     head, sep, rest = path.partition(".")
@@ -37,7 +56,7 @@ class Versioned(serializers.Serializer[Any]):
     version = serializers.IntegerField(
         required=True, help_text="The version you edited; 409 if it changed since."
     )
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class FlagOut(serializers.ModelSerializer[Flag]):
@@ -68,7 +87,7 @@ class FlagIn(serializers.Serializer[Any]):
     clientVisible = serializers.BooleanField(source="client_visible", required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     expiresAt = serializers.DateField(source="expires_at", required=False, allow_null=True)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class FlagPatch(FlagIn, Versioned):
@@ -99,13 +118,13 @@ class StatePatch(Versioned):
 
 
 class KillIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(help_text="Why the flag is being killed (audited).")
+    reason = reason_field(required=True, help_text="Why the flag is being killed (audited).")
 
 
 class RevertIn(serializers.Serializer[Any]):
     historyId = serializers.IntegerField(source="history_id")
     version = serializers.IntegerField(required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class SegmentOut(serializers.ModelSerializer[Segment]):
@@ -127,7 +146,7 @@ class SegmentIn(serializers.Serializer[Any]):
     included = serializers.ListField(child=serializers.CharField(), required=False)
     excluded = serializers.ListField(child=serializers.CharField(), required=False)
     rules = serializers.ListField(child=serializers.JSONField(), required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class SegmentPatch(SegmentIn, Versioned):
@@ -159,7 +178,7 @@ class EnvironmentIn(serializers.Serializer[Any]):
     sortOrder = serializers.IntegerField(source="sort_order", required=False)
     isProduction = serializers.BooleanField(source="is_production", required=False)
     requiresApproval = serializers.BooleanField(source="requires_approval", required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class EnvironmentPatch(EnvironmentIn, Versioned):
@@ -173,3 +192,14 @@ def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | No
     reason: str = data.pop("reason", "") or ""
     version: int | None = data.pop("version", None)
     return data, reason, version
+
+
+class ReasonQuery(serializers.Serializer[Any]):
+    reason = reason_field()
+
+
+def query_reason(params: Any) -> str:
+    """The ``?reason=`` of a DELETE, checked like a reason in a body (400 naming ``reason``)."""
+    query = ReasonQuery(data={"reason": params.get("reason", "")})
+    query.is_valid(raise_exception=True)
+    return str(query.validated_data["reason"])

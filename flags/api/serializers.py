@@ -10,7 +10,7 @@ from typing import Any
 from rest_framework import serializers
 
 from flags.history import REASON_MAX_LENGTH
-from flags.models import Environment, Flag, FlagState, Segment
+from flags.models import KEY_VALIDATOR, Environment, Flag, FlagState, Segment
 
 # API name -> model field, for the fields whose names differ.
 API_TO_MODEL = {
@@ -45,6 +45,11 @@ def reason_field(*, required: bool = False, help_text: str = "") -> StrictCharFi
     return StrictCharField(required=required, max_length=REASON_MAX_LENGTH, help_text=text, **extra)
 
 
+def key_field(*, required: bool = True) -> StrictCharField:
+    """A flag, segment or environment key: the models' pattern, so OpenAPI shows it too."""
+    return StrictCharField(max_length=100, required=required, validators=[KEY_VALIDATOR])
+
+
 def api_path(path: str) -> str:
     """A service error path in API names (model field names become camelCase)."""
     head, sep, rest = path.partition(".")
@@ -53,10 +58,27 @@ def api_path(path: str) -> str:
 
 
 class Versioned(serializers.Serializer[Any]):
+    """A change to a versioned object: ``version`` is required, and something must change."""
+
     version = serializers.IntegerField(
         required=True, help_text="The version you edited; 409 if it changed since."
     )
     reason = reason_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        problems: dict[str, list[str]] = {}
+        if "version" not in attrs:  # partial serializers do not enforce required fields
+            problems["version"] = ["This field is required."]
+        if not set(attrs) - {"version", "reason"}:
+            sent = self.initial_data if isinstance(self.initial_data, dict) else {}
+            unknown = sorted(str(name) for name in sent if name not in self.fields)
+            for name in unknown:
+                problems[name] = ["Unknown field; nothing to change."]
+            if not unknown:
+                problems["non_field_errors"] = ["Give at least one field to change."]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
 
 
 class FlagOut(serializers.ModelSerializer[Flag]):
@@ -75,24 +97,24 @@ class FlagOut(serializers.ModelSerializer[Flag]):
 
 
 class FlagIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
+    key = key_field()
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Flag.Kind.choices, required=False)
     valueType = serializers.ChoiceField(
         source="value_type", choices=Flag.ValueType.choices, required=False
     )
     variants = serializers.DictField(required=False)
-    salt = serializers.CharField(required=False, allow_blank=True)
+    salt = StrictCharField(required=False, allow_blank=True)
     clientVisible = serializers.BooleanField(source="client_visible", required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=StrictCharField(), required=False)
     expiresAt = serializers.DateField(source="expires_at", required=False, allow_null=True)
     reason = reason_field()
 
 
 class FlagPatch(FlagIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 class StateOut(serializers.ModelSerializer[FlagState]):
@@ -111,7 +133,7 @@ class StateOut(serializers.ModelSerializer[FlagState]):
 
 class StatePatch(Versioned):
     enabled = serializers.BooleanField(required=False)
-    offVariant = serializers.CharField(source="off_variant", required=False)
+    offVariant = StrictCharField(source="off_variant", required=False)
     rules = serializers.ListField(child=serializers.JSONField(), required=False)
     defaultServe = serializers.JSONField(source="default_serve", required=False)
     prerequisites = serializers.ListField(child=serializers.JSONField(), required=False)
@@ -139,19 +161,19 @@ class SegmentOut(serializers.ModelSerializer[Segment]):
 
 
 class SegmentIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
-    keyAttribute = serializers.CharField(source="key_attribute", required=False)
-    included = serializers.ListField(child=serializers.CharField(), required=False)
-    excluded = serializers.ListField(child=serializers.CharField(), required=False)
+    key = key_field()
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True)
+    keyAttribute = StrictCharField(source="key_attribute", required=False)
+    included = serializers.ListField(child=StrictCharField(), required=False)
+    excluded = serializers.ListField(child=StrictCharField(), required=False)
     rules = serializers.ListField(child=serializers.JSONField(), required=False)
     reason = reason_field()
 
 
 class SegmentPatch(SegmentIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 class EnvironmentOut(serializers.ModelSerializer[Environment]):
@@ -173,8 +195,8 @@ class EnvironmentOut(serializers.ModelSerializer[Environment]):
 
 
 class EnvironmentIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
+    key = key_field()
+    name = StrictCharField(max_length=200)
     sortOrder = serializers.IntegerField(source="sort_order", required=False)
     isProduction = serializers.BooleanField(source="is_production", required=False)
     requiresApproval = serializers.BooleanField(source="requires_approval", required=False)
@@ -182,8 +204,8 @@ class EnvironmentIn(serializers.Serializer[Any]):
 
 
 class EnvironmentPatch(EnvironmentIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | None]:

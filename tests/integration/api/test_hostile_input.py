@@ -250,3 +250,22 @@ def test_an_unexpected_failure_on_an_api_path_is_a_json_500(
     assert response["Content-Type"] == "application/json"
     assert response.json()["detail"] == "Internal server error."
     assert response.json()["requestId"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [(None, ""), (b"null", ""), (b"[]", ""), (b'{"context": null}', "context"),
+     (b'{"context": [1]}', "context"), (b"{bad", "")],
+    ids=["no-body", "null", "array", "null-context", "array-context", "malformed"],
+)  # fmt: skip
+@pytest.mark.parametrize("url", ["/api/v1/evaluate/all", "/api/v1/evaluate"])
+def test_evaluation_refuses_a_body_that_is_not_an_object_with_a_context(
+    client: Client, world: World, raw: bytes | None, path: str, url: str
+) -> None:
+    headers = world.auth("client")
+    if raw is None:
+        response = client.generic("POST", url, b"", **headers)
+    else:
+        response = client.post(url, raw, content_type="application/json", **headers)
+    assert response.status_code == 400, response.content
+    assert paths(response) == [path]

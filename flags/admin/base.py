@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from flags import roles, services
 from flags.errors import ApprovalRequired, ChangeRejected, FieldError, VersionConflict
+from flags.history import REASON_MAX_LENGTH
 from flags.models import AuditFields
 from flags.preview import describe_effect, sentence
 
@@ -39,6 +40,7 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
     request: ClassVar[HttpRequest]
     reason = forms.CharField(
         required=False,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Why: recorded in the history. Required for changes that affect production.",
     )

@@ -192,7 +192,7 @@ class FlagDetail(ManagementView):
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
         flag = self.flag(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
+        reason = s.query_reason(request.query_params)
         edit = services.archive_edit(flag, True, self.version_param(request))
         if edit is None:
             return Response(s.FlagOut(flag).data)
@@ -361,7 +361,7 @@ class SegmentDetail(ManagementView):
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
+        reason = s.query_reason(request.query_params)
         change = services.DeleteSegment(segment, self.version_param(request))
         done = self.submit(request, change, reason)
         if isinstance(done, Response):

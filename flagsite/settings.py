@@ -227,7 +227,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PARSER_CLASSES": ["flags.api.parsers.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "flags.api.schema.FlagsiteAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -236,6 +236,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A PATCH takes the same fields as documented, ``version`` required (no "Patched" copies).
+    "COMPONENT_SPLIT_PATCH": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OfrepFailureCodeEnum": "flags.api.ofrep_schema.FAILURE_CODES",
+        "OfrepNotFoundCodeEnum": "flags.api.ofrep_schema.NOT_FOUND_CODES",
+        "OfrepGeneralCodeEnum": "flags.api.ofrep_schema.GENERAL_CODES",
+        "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
+    },
 }
 
 # --- History --------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def _bool(value: str) -> bool:
 
 
 class FlagList(ManagementView):
-    @extend_schema(responses=s.FlagOut(many=True))
+    @extend_schema(responses=s.FlagOut(many=True), parameters=s.FLAG_FILTERS)
     def get(self, request: Request, project: str) -> Response:
         """Flags of the project; filters: archived, kind, tag, clientVisible, search."""
         proj = self.project(request, project)
@@ -125,7 +125,10 @@ class FlagDetail(ManagementView):
         )  # fmt: skip
         return Response(s.FlagOut(flag).data)
 
-    @extend_schema(responses=s.FlagOut)
+    @extend_schema(
+        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        responses={200: s.FlagOut},
+    )
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
         flag = self.flag(request, project, key)
@@ -165,7 +168,7 @@ class StateDetail(StateView):
 
 
 class StateList(ManagementView):
-    @extend_schema(responses=s.StateOut(many=True))
+    @extend_schema(responses=s.StateOut(many=True), parameters=s.STATE_FILTERS)
     def get(self, request: Request, project: str, env: str) -> Response:
         """Every flag's state in one environment; filter: enabled."""
         proj = self.project(request, project)
@@ -190,7 +193,7 @@ class Kill(StateView):
 
 
 class History(StateView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=s.HistoryOut(many=True))
     def get(self, request: Request, project: str, key: str, env: str) -> Response:
         """Every recorded version of the flag state, newest first (historyId is for revert)."""
         state = self.state(request, project, key, env)
@@ -230,7 +233,7 @@ class Revert(StateView):
 
 
 class SegmentList(ManagementView):
-    @extend_schema(responses=s.SegmentOut(many=True))
+    @extend_schema(responses=s.SegmentOut(many=True), parameters=s.SEARCH_FILTER)
     def get(self, request: Request, project: str) -> Response:
         proj = self.project(request, project)
         segments = Segment.objects.filter(project=proj).order_by("key")

@@ -130,7 +130,7 @@ def change_project_key(change: services.Change) -> str:
 
 
 class FlagList(ManagementView):
-    @extend_schema(responses=s.FlagOut(many=True))
+    @extend_schema(responses=s.FlagOut(many=True), parameters=s.FLAG_FILTERS)
     def get(self, request: Request, project: str) -> Response:
         """Flags of the project; filters: archived, kind, tag, clientVisible, search."""
         proj = self.project(request, project)
@@ -182,12 +182,17 @@ class FlagDetail(ManagementView):
         return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
     @extend_schema(
+<<<<<<< HEAD
         parameters=[
             VERSION,
             DRY_RUN,
             OpenApiParameter("reason", str, description="Why (required in production)"),
         ],
         responses=s.FlagOut,
+=======
+        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        responses={200: s.FlagOut},
+>>>>>>> wip/api
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
@@ -228,7 +233,7 @@ class StateDetail(StateView):
 
 
 class StateList(ManagementView):
-    @extend_schema(responses=s.StateOut(many=True))
+    @extend_schema(responses=s.StateOut(many=True), parameters=s.STATE_FILTERS)
     def get(self, request: Request, project: str, env: str) -> Response:
         """Every flag's state in one environment; filter: enabled."""
         proj = self.project(request, project)
@@ -268,7 +273,7 @@ class Serve(StateView):
 
 
 class History(StateView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=s.HistoryOut(many=True))
     def get(self, request: Request, project: str, key: str, env: str) -> Response:
         """Every recorded version of the flag state, newest first (historyId is for revert)."""
         state = self.state(request, project, key, env)
@@ -310,7 +315,7 @@ class Revert(StateView):
 
 
 class SegmentList(ManagementView):
-    @extend_schema(responses=s.SegmentOut(many=True))
+    @extend_schema(responses=s.SegmentOut(many=True), parameters=s.SEARCH_FILTER)
     def get(self, request: Request, project: str) -> Response:
         proj = self.project(request, project)
         segments = Segment.objects.filter(project=proj).order_by("key")

@@ -10,6 +10,9 @@ from rest_framework import serializers
 
 REASONS = ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"]
 FAILURE_CODES = ["PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"]
+NOT_FOUND_CODES = ["FLAG_NOT_FOUND"]
+GENERAL_CODES = ["GENERAL"]
+ITEM_CODES = [*FAILURE_CODES, "FLAG_NOT_FOUND"]
 
 EVALUATION_REQUEST = inline_serializer(
     "OfrepEvaluationRequest",
@@ -46,7 +49,7 @@ NOT_FOUND = inline_serializer(
     "OfrepFlagNotFound",
     {
         "key": serializers.CharField(),
-        "errorCode": serializers.ChoiceField(choices=["FLAG_NOT_FOUND"]),
+        "errorCode": serializers.ChoiceField(choices=NOT_FOUND_CODES),
         "errorDetails": serializers.CharField(),
     },
 )
@@ -62,14 +65,14 @@ BULK_FAILURE = inline_serializer(
 GENERAL = inline_serializer(
     "OfrepGeneralError",
     {
-        "errorCode": serializers.ChoiceField(choices=["GENERAL"]),
+        "errorCode": serializers.ChoiceField(choices=GENERAL_CODES),
         "errorDetails": serializers.CharField(),
         "key": serializers.CharField(required=False),
     },
 )
 
 
-class _BulkItem(serializers.Serializer[Any]):
+class OfrepBulkItem(serializers.Serializer[Any]):
     """One flag of a bulk answer: a success, or a failure with errorCode."""
 
     key = serializers.CharField()
@@ -77,7 +80,7 @@ class _BulkItem(serializers.Serializer[Any]):
     reason = serializers.ChoiceField(choices=REASONS, required=False)
     variant = serializers.CharField(required=False)
     metadata = _metadata
-    errorCode = serializers.ChoiceField(choices=[*FAILURE_CODES, "FLAG_NOT_FOUND"], required=False)
+    errorCode = serializers.ChoiceField(choices=ITEM_CODES, required=False)
     errorDetails = serializers.CharField(required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -86,7 +89,7 @@ class _BulkItem(serializers.Serializer[Any]):
 
 
 BULK_SUCCESS = inline_serializer(
-    "OfrepBulkSuccess", {"flags": serializers.ListField(child=_BulkItem())}
+    "OfrepBulkSuccess", {"flags": serializers.ListField(child=OfrepBulkItem())}
 )
 
 
@@ -121,6 +124,7 @@ CONFIGURATION_RESPONSES: dict[int, Any] = {
         "OfrepConfiguration",
         {"name": serializers.CharField(), "capabilities": serializers.DictField()},
     ),
+    400: OpenApiResponse(BULK_FAILURE, description="A NUL character in the query."),
     401: _COMMON[401],
     403: _COMMON[403],
 }

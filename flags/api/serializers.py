@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from flags.history import REASON_MAX_LENGTH
@@ -143,9 +144,26 @@ class KillIn(serializers.Serializer[Any]):
     reason = reason_field(required=True, help_text="Why the flag is being killed (audited).")
 
 
+<<<<<<< HEAD
 class ServeIn(serializers.Serializer[Any]):
     variant = serializers.CharField(max_length=100, help_text="The variant everyone gets now.")
     reason = serializers.CharField(help_text="Why (audited; the approvers are told).")
+=======
+class HistoryOut(serializers.Serializer[Any]):
+    """One recorded version of a flag state (flags.api.management.History)."""
+
+    historyId = serializers.IntegerField(help_text="Give it to revert.")
+    version = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    by = serializers.CharField(allow_null=True)
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
+    reason = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    offVariant = serializers.CharField()
+    rules = serializers.JSONField()
+    defaultServe = serializers.JSONField()
+    prerequisites = serializers.JSONField()
+>>>>>>> wip/api
 
 
 class RevertIn(serializers.Serializer[Any]):
@@ -230,3 +248,15 @@ def query_reason(params: Any) -> str:
     query = ReasonQuery(data={"reason": params.get("reason", "")})
     query.is_valid(raise_exception=True)
     return str(query.validated_data["reason"])
+
+
+# Query filters of the management lists, for the OpenAPI document.
+SEARCH_FILTER = [OpenApiParameter("search", str, description="Part of the key (or name).")]
+FLAG_FILTERS = [
+    OpenApiParameter("archived", bool, description="Archived flags instead (default false)."),
+    OpenApiParameter("kind", str, enum=Flag.Kind.values),
+    OpenApiParameter("tag", str, description="Flags carrying this tag."),
+    OpenApiParameter("clientVisible", bool),
+    *SEARCH_FILTER,
+]
+STATE_FILTERS = [OpenApiParameter("enabled", bool)]

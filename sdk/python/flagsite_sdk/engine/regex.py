@@ -20,6 +20,9 @@ _CASE_INSENSITIVE = "(?i)"
 def _options() -> Any:
     options = re2.Options()
     options.log_errors = False  # a refused pattern is reported to the user, not to stderr
+    # Only "is there a match" matters: without submatches RE2 answers from its DFA alone,
+    # about 2 ns a byte, instead of running its slower NFA over the matched span.
+    options.never_capture = True
     return options
 
 

@@ -239,6 +239,13 @@ SPECTACULAR_SETTINGS = {
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
 # Open SDK streams one API key may hold per server process; more get 429 with Retry-After.
 FLAGSITE_SSE_MAX_STREAMS_PER_KEY: int = env.int("FLAGSITE_SSE_MAX_STREAMS_PER_KEY", default=2000)
+# Rulesets that heal: pub/sub is the fast path; each process also re-reads the stored versions
+# of the environments it serves (and the keys it has cached) every this many seconds, so a lost
+# message or a write from a process without Redis reaches it anyway. 0 turns the check off.
+FLAGSITE_HEAL_INTERVAL_SECONDS: float = env.float("FLAGSITE_HEAL_INTERVAL_SECONDS", default=1.0)
+# False: this process does not subscribe to Redis pub/sub (tests of the safety net; a process
+# that should rely on the periodic check only). Publishing is unaffected.
+FLAGSITE_REALTIME_PUBSUB: bool = env.bool("FLAGSITE_REALTIME_PUBSUB", default=True)
 # Requests per key (or per signed-in user) and window: "<count>/<s|min|hour|day>".
 FLAGSITE_API_RATES: dict[str, str] = {
     "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),

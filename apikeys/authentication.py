@@ -82,6 +82,13 @@ def cached_keys() -> dict[int, str]:
         return {hit[0].id: digest for digest, hit in _cache.items() if hit[0] is not None}
 
 
+def peek_key(raw: str) -> AuthenticatedKey | None:
+    """The cached key for a secret, trusted or not, never querying: for decisions that are not
+    about the key's validity (the CORS headers of a response its view already authorized)."""
+    hit = _cache.get(hash_key(raw))
+    return hit[0] if hit is not None else None
+
+
 def _cache_trusted() -> bool:
     if _invalidation_live.is_set():
         return True

@@ -8,7 +8,8 @@ has cached API keys runs one daemon thread that, about once a second:
 - reads the stored version of every environment it serves, in ONE query, and reloads those
   that moved (flags.evaluation.heal), which also wakes their SSE subscribers;
 - re-reads the cached API keys in one query and forgets those no longer active
-  (apikeys.invalidation.revalidate_cached_keys).
+  (apikeys.invalidation.revalidate_cached_keys);
+- re-reads the allowed CORS origins of the environments (flags.cors), one small query.
 
 Requests never wait for it: the evaluation path stays query-free. Its cost is measured in
 bench/api.py.
@@ -24,6 +25,7 @@ from django.db import close_old_connections, connection
 
 from apikeys import authentication
 from apikeys import invalidation as key_invalidation
+from flags import cors
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,10 @@ def check_once() -> tuple[int, int]:
 
     close_old_connections()
     try:
-        return evaluation.heal(), key_invalidation.revalidate_cached_keys()
+        reloaded = evaluation.heal()
+        forgotten = key_invalidation.revalidate_cached_keys()
+        cors.refresh()
+        return reloaded, forgotten
     finally:
         connection.close()
 

@@ -52,7 +52,7 @@ FLAG_FIELDS = (
     "owner", "tags", "expires_at",
 )  # fmt: skip
 SEGMENT_FIELDS = ("name", "description", "key_attribute", "included", "excluded", "rules")
-ENVIRONMENT_FIELDS = ("name", "sort_order", "is_production", "requires_approval")
+ENVIRONMENT_FIELDS = ("name", "sort_order", "is_production", "requires_approval", "cors_origins")
 IMMUTABLE_KEY = FieldError("key", "The key cannot change once created.", "immutable")
 DEFAULT_ENVIRONMENTS = (
     {"key": "development", "name": "Development", "sort_order": 0},

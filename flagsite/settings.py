@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "guardian",
     "simple_history",
     "flags",
@@ -71,6 +72,8 @@ MIDDLEWARE = [
     "flagsite.observability.RequestIdMiddleware",
     "flagsite.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
+    # CORS for the browser endpoints only; origins per environment (flags.cors decides).
+    "corsheaders.middleware.CorsMiddleware",
     "flagsite.middleware.SessionMiddleware",
     "flagsite.middleware.CommonMiddleware",
     "flagsite.middleware.CsrfViewMiddleware",
@@ -283,3 +286,14 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- CORS (django-cors-headers; flags.cors decides per environment) ---------------------------
+CORS_URLS_REGEX = r"^/(api/v1/(evaluate|evaluate/all|events|sdk/ruleset|sdk/stream)|ofrep/v1/.+)$"
+CORS_ALLOWED_ORIGINS: list[str] = []  # none globally: Environment.cors_origins says
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "accept", "authorization", "content-type", "if-none-match", "last-event-id",
+    "x-api-key", "x-flagsite-key", "x-request-id",
+)  # fmt: skip
+CORS_EXPOSE_HEADERS = ("ETag", "X-Request-ID", "Retry-After")
+CORS_PREFLIGHT_MAX_AGE = 600

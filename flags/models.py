@@ -6,9 +6,11 @@ validator is the only validator, so nothing saved here can be rejected by an SDK
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
@@ -68,6 +70,20 @@ class Project(models.Model):
         return self.name
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def validate_origins(value: object) -> None:
+    """A list of origins: scheme://host[:port] with no path, or "*"."""
+    if not isinstance(value, list):
+        raise ValidationError('A list of origins, such as ["https://app.example.com"].')
+    for origin in value:
+        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            raise ValidationError(
+                f"{str(origin)[:100]!r} is not an origin: scheme://host[:port], no path."
+            )
+
+
 class Environment(models.Model):
     DEFAULT_KEYS = ("development", "staging", "production")
 
@@ -80,6 +96,15 @@ class Environment(models.Model):
     )
     requires_approval = models.BooleanField(
         default=False, help_text="Changes need a second person's approval before they apply."
+    )
+    cors_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_origins],
+        help_text=(
+            "Web origins (https://app.example.com) whose pages may call the browser endpoints "
+            'with this environment\'s keys; "*" allows any origin.'
+        ),
     )
     version = models.PositiveIntegerField(default=1)
     history = _history()

@@ -2,18 +2,18 @@
 OpenFeature OFREP providers, ``X-API-Key``).
 
 Verified keys are cached in-process so the evaluation path makes no query. The cache is only
-trusted while this process's invalidation listener is subscribed (see flags.evaluation): a
-revocation publishes a message every process applies at once, and while the listener is
-disconnected every request goes back to the database, so a revoked key never outlives its
-revocation by more than the pub/sub delay. Use is recorded off the hot path (apikeys.usage).
+trusted while this process's invalidation listener is subscribed (flags.evaluation's listener
+carries our revocation channel, plugged in by ApikeysConfig.ready): a revocation publishes a
+message every process applies at once, and while the listener is disconnected every request
+goes back to the database, so a revoked key never outlives its revocation by more than the
+pub/sub delay. Use is recorded off the hot path (apikeys.usage). The async evaluation views
+authenticate with flags.api.keys.AsyncKeyAuthentication, which calls ``aresolve_key``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,24 +23,14 @@ from rest_framework.request import Request
 
 from apikeys import usage
 from apikeys.models import ApiKey, hash_key
+from flags.api.keys import KEY_PREFIX, AuthenticatedKey, raw_key
 from flagsite.db import run_in_db_thread
+
+__all__ = ["ApiKeyAuthentication", "AuthenticatedKey", "aresolve_key", "raw_key", "resolve_key"]
 
 CACHE_SECONDS = 300.0
 # Unknown keys are remembered briefly so a flood of bad keys cannot become a flood of queries.
 NEGATIVE_CACHE_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class AuthenticatedKey:
-    """What a request knows about its key, detached from the ORM so it can be cached."""
-
-    id: int
-    kind: str
-    environment_id: int
-    project_id: int
-    environment_key: str
-    created_by_id: int | None
-    prefix: str
 
 
 _cache: dict[str, tuple[AuthenticatedKey | None, float]] = {}
@@ -68,14 +58,6 @@ def forget_key(digest: str | None = None) -> None:
             _cache.clear()
         else:
             _cache.pop(digest, None)
-
-
-def raw_key(headers: Mapping[str, str]) -> str | None:
-    """The key a request presents, from any of the accepted headers."""
-    header = headers.get("Authorization", "") or ""
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return headers.get("X-Flagsite-Key") or headers.get("X-API-Key")
 
 
 def cached_key(raw: str) -> tuple[bool, AuthenticatedKey | None]:
@@ -148,7 +130,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw_key(request.headers)
         if raw is None:
             return None
-        if not raw.startswith("fs_"):
+        if not raw.startswith(KEY_PREFIX):
             raise exceptions.AuthenticationFailed("Malformed API key: expected 'fs_...'.")
         key = resolve_key(raw)
         if key is None:
@@ -157,21 +139,3 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="flagsite"'
-
-
-class AsyncApiKeyAuthentication(ApiKeyAuthentication):
-    """For the async evaluation views (SDK and client keys only: they act as nobody, so no
-    user is loaded). A management key still authenticates; the view's permission refuses it."""
-
-    async def authenticate(  # type: ignore[override]
-        self, request: Request
-    ) -> tuple[AnonymousUser, AuthenticatedKey] | None:
-        raw = raw_key(request.headers)
-        if raw is None:
-            return None
-        if not raw.startswith("fs_"):
-            raise exceptions.AuthenticationFailed("Malformed API key: expected 'fs_...'.")
-        key = await aresolve_key(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
-        return AnonymousUser(), key

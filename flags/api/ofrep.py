@@ -25,10 +25,10 @@ from flagsite_sdk.engine.types import ErrorCode
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
 from flags.api.base import AsyncApiView
 from flags.api.evaluate import etag_matches, evaluate_one
+from flags.api.keys import AsyncKeyAuthentication
 from flags.api.permissions import EvaluationKey, request_key
 from flags.api.throttling import EvaluationThrottle
 
@@ -75,7 +75,7 @@ def failure_json(details: EvaluationDetails) -> dict[str, Any]:
 
 
 class OfrepFlagView(AsyncApiView):
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -105,7 +105,7 @@ class OfrepFlagView(AsyncApiView):
 
 
 class OfrepBulkView(AsyncApiView):
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -148,7 +148,7 @@ class OfrepBulkView(AsyncApiView):
 
 
 class OfrepConfigurationView(AsyncApiView):
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})

@@ -105,7 +105,7 @@ def test_bulk_revoke_with_a_key_the_user_may_not_revoke_changes_nothing(world: W
     theirs, _ = services.provision(
         other_project.environments.get(key="production"), kind="server", name="not-yours"
     )
-    with pytest.raises(PermissionDenied, match="Nothing was revoked.*not-yours"):
+    with pytest.raises(PermissionDenied, match=r"Nothing was revoked.*not-yours"):
         services.revoke_many([*mine, theirs], actor=world.users["owner"], reason="cleanup")
     assert ApiKey.objects.filter(revoked_at__isnull=False).count() == 0
     assert all(k.history.count() == 1 for k in ApiKey.objects.all())
@@ -155,4 +155,5 @@ def test_a_superuser_sees_the_key_once_too(world: World) -> None:
     client.force_login(admin)
     raw = issue_in_admin(client, world, name="ops")
     key = ApiKey.objects.get(name="ops")
-    assert key.created_by == admin and hash_key(raw) == key.digest
+    assert key.created_by == admin
+    assert hash_key(raw) == key.digest

@@ -3,9 +3,12 @@ permissions always match the grants (nobody keeps access a grant no longer expla
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -168,3 +171,46 @@ def test_a_non_owner_cannot_open_the_revoke_page(world: World) -> None:
     url = reverse("admin:flags_rolegrant_delete", args=[grant.pk])
     assert client.post(url, {"post": "yes", "reason": "x"}).status_code == 403
     assert RoleGrant.objects.filter(pk=grant.pk).exists()
+
+
+def race_demotions(project: Project, pairs: list[tuple[User, User]]) -> list[str]:
+    """Each (actor, target) pair demotes target to viewer on its own thread and connection,
+    all released at once; returns what happened to each."""
+    barrier = threading.Barrier(len(pairs))
+    outcomes: list[str] = []
+
+    def demote(actor: User, target: User) -> None:
+        try:
+            barrier.wait(timeout=10)
+            grant = RoleGrant.objects.get(user=target, project=project)
+            grants.change(grant, role="viewer", actor=fresh(actor), reason="race")
+            outcomes.append("demoted")
+        except (ChangeRejected, PermissionDenied) as exc:
+            outcomes.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=demote, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(world: World) -> None:
+    """Two real connections race; the project lock makes the second see the first's result,
+    so the project never ends up without an owner."""
+    owner = world.users["owner"]
+    for round_ in range(4):
+        other = UserFactory.create(username=f"co-owner-{round_}")
+        grants.grant(other, world.project, "owner", actor=owner, reason="co-owner")
+        outcomes = race_demotions(world.project, [(owner, other), (other, owner)])
+        assert outcomes.count("demoted") == 1, outcomes
+        assert len(outcomes) == 2, outcomes
+        owners = RoleGrant.objects.filter(project=world.project, role="owner")
+        assert owners.count() == 1
+        for user in (owner, other):
+            assert permissions_match_grants(user, world.project)
+        owner = owners.get().user

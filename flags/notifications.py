@@ -29,7 +29,8 @@ def approvers(state: FlagState) -> list[str]:
 
 
 def notify_emergency(state: FlagState, variant: str, who: Any, reason: str) -> None:
-    recipients = approvers(state)
+    acting = getattr(getattr(who, "user", None), "email", None)
+    recipients = [r for r in approvers(state) if r != acting]
     if not recipients:
         return
     env = state.environment

@@ -146,19 +146,33 @@ class FlagAdmin(RoleAdmin[Flag]):
 
     @admin.action(description="Archive the selected flags (asks for a reason)")
     def archive_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:
+        """All or nothing: one write archives every selected flag, or none and says which one
+        blocked it (a missing role, a flag another one needs as a prerequisite, ...)."""
         user = user_of(request)
-        flags = list(queryset)
-        if not all(roles.can(user, "archive_flag", f) for f in flags):
-            raise PermissionDenied("You may not archive these flags.")
+        flags = list(queryset.select_related("project"))
+        blocked = [f for f in flags if not roles.can(user, "archive_flag", f)]
+        if blocked:
+            messages.error(
+                request,
+                f"Nothing was archived: you may not archive {', '.join(f.key for f in blocked)}.",
+            )
+            return None
         reason = request.POST.get("reason", "").strip()
         if request.POST.get("confirm") == "yes" and reason:
+            edits = [e for f in flags if (e := services.archive_edit(f, True, f.version))]
             try:
-                for f in flags:
-                    services.archive_flag(f, actor=user, source=SOURCE, reason=reason)
-            except ChangeRejected as exc:
-                messages.error(request, f"Not archived: {exc}")
+                outcome = services.archive_many(edits, actor=user, source=SOURCE, reason=reason)
+            except (ChangeRejected, PermissionDenied, VersionConflict) as exc:
+                messages.error(request, f"Nothing was archived: {exc}")
             else:
-                messages.success(request, f"Archived {len(flags)} flag(s).")
+                if outcome is not None and outcome.change_request is not None:
+                    messages.info(
+                        request,
+                        f"Archiving needs approval: change request #{outcome.change_request.pk} "
+                        "was submitted.",
+                    )
+                else:
+                    messages.success(request, f"Archived {len(edits)} flag(s).")
             return None
         return TemplateResponse(
             request,

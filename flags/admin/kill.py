@@ -26,10 +26,17 @@ def kill_confirmation(
     """Renders the confirmation, or on a confirmed POST kills every state and redirects."""
     user = user_of(request)
     allowed = [s for s in states if roles.can(user, "kill", s)]
+    refused = [s for s in states if s not in allowed]
     if not allowed:
         raise PermissionDenied("You may not use the kill switch on these flags.")
     error = ""
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
+    if refused:
+        # All or nothing: a partial kill in an incident is worse than a clear refusal.
+        error = (
+            f"Nothing will be turned off while the selection includes flags you may not kill: "
+            f"{', '.join(str(s) for s in refused)}. Select only the others."
+        )
+    elif request.method == "POST" and request.POST.get("confirm") == "yes":
         reason = request.POST.get("reason", "").strip()
         if not reason:
             error = "Give a reason: it is recorded in the history."
@@ -37,10 +44,9 @@ def kill_confirmation(
             error = f"Keep the reason to {REASON_MAX_LENGTH} characters or fewer."
         else:
             try:
-                for s in allowed:
-                    services.kill_flag(s, actor=user, source=SOURCE, reason=reason)
-            except ChangeRejected as exc:
-                error = str(exc)
+                services.kill_many(allowed, actor=user, source=SOURCE, reason=reason)
+            except (ChangeRejected, PermissionDenied) as exc:
+                error = f"Nothing was turned off: {exc}"
             else:
                 messages.success(request, f"Turned off: {', '.join(str(s) for s in allowed)}.")
                 return HttpResponseRedirect(done_url)
@@ -50,7 +56,7 @@ def kill_confirmation(
         {
             **context,
             "states": allowed,
-            "refused": [s for s in states if s not in allowed],
+            "refused": refused,
             "error": error,
             "reason": request.POST.get("reason", ""),
             "title": "Kill switch: turn flags off now",

@@ -151,7 +151,7 @@ class ChangeRequestList(ManagementView):
             return services.Edit(
                 spec, obj, changes, version, note=f"(revert to version {old})"
             ), reason
-        patch = PATCHES[kind](data=data["changes"], partial=True)
+        patch = PATCHES[kind](data={**data["changes"], "version": version}, partial=True)
         patch.is_valid(raise_exception=True)
         changes, _, _ = s.changes_of(dict(patch.validated_data))
         return services.Edit(spec, obj, changes, version), reason

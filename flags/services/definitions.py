@@ -8,7 +8,7 @@ from typing import Any
 from flags.models import Flag, Project
 from flags.services.base import ActorLike
 from flags.services.objects import ARCHIVE, FLAG, Create, Edit
-from flags.services.pipeline import Mode
+from flags.services.pipeline import Mode, Outcome
 from flags.services.revert import revert_changes_of, snapshot
 from flags.services.submit import submit
 
@@ -94,3 +94,13 @@ def archive_flag(
     submit([edit], actor=actor, source=source, reason=reason, mode=mode)
     result: Flag = edit.target
     return result
+
+
+def archive_many(
+    edits: list[Edit], *, actor: ActorLike, source: str, reason: str = ""
+) -> Outcome | None:
+    """Archives several flags in ONE write: all of them or none (the error names the flag that
+    blocked it). Where approval is needed, one change request holds them all."""
+    if not edits:
+        return None
+    return submit(edits, actor=actor, source=source, reason=reason, mode=Mode.AUTO)

@@ -1,7 +1,8 @@
 """Which flags a change makes evaluate differently: a pure comparison of ruleset documents.
 
 A flag's evaluation depends on its own entry, on every segment its rules (or those segments'
-rules) name, and on its prerequisites' evaluation. Two documents are compared per flag over
+rules) name, and on its prerequisites' evaluation; a switched-off flag only on what it serves
+when off. Two documents are compared per flag over
 that closure, so a segment edit is attributed to every flag that uses the segment, in every
 environment, and an edit of a flag used as a prerequisite to the flags that depend on it.
 Informative fields (description, versions, timestamps) are not part of evaluation.
@@ -58,6 +59,13 @@ def _own_inputs(doc: Document, key: str) -> Any:
     entry = flags.get(key)
     if not isinstance(entry, Mapping):
         return None
+    if not entry.get("enabled"):
+        # A switched-off flag serves its off variant to everyone: its rules, rollouts, salt and
+        # segments decide nothing until it is switched on (which is then the change reviewed).
+        off = entry.get("offVariant")
+        variants = entry.get("variants") or {}
+        served = variants.get(off) if isinstance(variants, Mapping) else None
+        return ("off", off, served, entry.get("valueType"), entry.get("clientVisible"))
     return (_evaluated(entry), _segments_used(doc, entry.get("rules")))
 
 

@@ -186,3 +186,12 @@ def kill_flag(
             raise TypeError("kill_flag(flag, environment, ...) needs the environment")
         state = get_state(target, environment)  # type: ignore[arg-type]
     return serve_now(state, variant=state.off_variant, actor=actor, source=source, reason=reason)
+
+
+def kill_many(
+    states: list[FlagState], *, actor: ActorLike, source: str, reason: str = ""
+) -> list[FlagState]:
+    """Kills several flag states in one transaction: every one, or none (the error names the
+    one that blocked it)."""
+    with transaction.atomic():
+        return [kill_flag(s, actor=actor, source=source, reason=reason) for s in states]

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apikeys",
     "analytics",
     "rollouts",
+    "dashboards",
 ]
 
 # Every entry is async-capable and, under ASGI, runs on the event loop: Django's own middleware

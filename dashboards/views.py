@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,8 +21,6 @@ from django.utils import timezone
 from dashboards import selectors
 from flags import roles
 from flags.models import FlagState
-
-POLL_SECONDS = 15
 
 
 def _state(request: HttpRequest, project: str, flag: str, environment: str) -> FlagState:
@@ -58,7 +57,7 @@ def _flag_page(request: HttpRequest, project: str, flag: str, environment: str) 
         "siblings": [s for s in siblings if roles.can(request.user, "view", s)],
         "data_url": reverse("dashboards:flag-data", args=args),
         "csv_url": reverse("dashboards:flag-csv", args=args),
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": settings.DASHBOARD_POLL_SECONDS,
     }
     return TemplateResponse(request, "dashboards/flag.html", context)
 

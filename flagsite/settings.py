@@ -188,6 +188,8 @@ EXPORT_RETRY_ATTEMPTS: int = env.int("FLAGSITE_EXPORT_RETRY_ATTEMPTS", default=5
 EXPORT_RETRY_BASE_SECONDS: float = env.float("FLAGSITE_EXPORT_RETRY_BASE_SECONDS", default=1.0)
 EXPORT_RETRY_CAP_SECONDS: float = env.float("FLAGSITE_EXPORT_RETRY_CAP_SECONDS", default=30.0)
 EXPORT_SETTLE_SECONDS: float = env.float("FLAGSITE_EXPORT_SETTLE_SECONDS", default=30.0)
+# How often an open flag dashboard polls its data.
+DASHBOARD_POLL_SECONDS: float = env.float("FLAGSITE_DASHBOARD_POLL_SECONDS", default=15.0)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

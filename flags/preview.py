@@ -93,3 +93,33 @@ def sentence(preview: list[dict[str, Any]]) -> str:
         )
         parts.append(f"{env['environment']} for {names or 'no flag'}")
     return "This change alters " + "; ".join(parts) + "."
+
+
+def _value(name: str, value: Any) -> str:
+    if name == "enabled":
+        return "ON" if value else "OFF"
+    if name == "default_serve" and isinstance(value, Mapping):
+        return _serve(value)
+    if name == "rules" and isinstance(value, list):
+        if not value:
+            return "no rules"
+        return "; ".join(
+            f"rule {r.get('id')} → {_serve(r.get('serve') or {})}"
+            for r in value
+            if isinstance(r, Mapping)
+        )
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value)
+
+
+def field_lines(operations: list[dict[str, Any]]) -> list[str]:
+    """The fields a stored change sets, in words (percentages as percentages)."""
+    lines = []
+    for op in operations:
+        what = op.get("kind", "change")
+        for name, value in (op.get("changes") or {}).items():
+            lines.append(f"{what}: {name.replace('_', ' ')} → {_value(name, value)}")
+        if op.get("note"):
+            lines.append(f"{what}: {op['note'].strip('()')}")
+    return lines

@@ -29,7 +29,7 @@ def fill_operations(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flags', '0003_project_environment_versions'),
+        ('flags', '0004_history_reason_text'),
     ]
 
     operations = [

@@ -50,6 +50,7 @@ from flags.services.projects import (
     update_environment,
     update_project,
 )
+from flags.services.revert import revert_changes_of
 from flags.services.segments import (
     create_segment,
     delete_segment,
@@ -119,6 +120,7 @@ __all__ = [
     "reject_change",
     "request_change",
     "revert_changes",
+    "revert_changes_of",
     "revert_flag",
     "revert_flag_state",
     "revert_segment",

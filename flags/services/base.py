@@ -12,11 +12,11 @@ from django.db import models
 
 from flags import roles
 from flags.errors import ChangeRejected, FieldError, VersionConflict
+from flags.history import REASON_MAX_LENGTH
 from flags.models import AuditFields
 
 Source = AuditFields.Source
-# Long enough for an incident summary; the history column is a text field.
-MAX_REASON_LENGTH = 2000
+MAX_REASON_LENGTH = REASON_MAX_LENGTH
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,11 @@ class ProposalIn(serializers.Serializer[Any]):
     )
     archived = serializers.BooleanField(required=False, default=True)
     version = serializers.IntegerField(help_text="The version of the target you saw.")
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = s.reason_field()
 
 
 class DecisionIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = s.reason_field()
 
 
 class ChangeRequestOut(serializers.ModelSerializer[ChangeRequest]):

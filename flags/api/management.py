@@ -182,17 +182,12 @@ class FlagDetail(ManagementView):
         return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
     @extend_schema(
-<<<<<<< HEAD
         parameters=[
             VERSION,
             DRY_RUN,
             OpenApiParameter("reason", str, description="Why (required in production)"),
         ],
-        responses=s.FlagOut,
-=======
-        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
         responses={200: s.FlagOut},
->>>>>>> wip/api
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""

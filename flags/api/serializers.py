@@ -144,11 +144,11 @@ class KillIn(serializers.Serializer[Any]):
     reason = reason_field(required=True, help_text="Why the flag is being killed (audited).")
 
 
-<<<<<<< HEAD
 class ServeIn(serializers.Serializer[Any]):
-    variant = serializers.CharField(max_length=100, help_text="The variant everyone gets now.")
-    reason = serializers.CharField(help_text="Why (audited; the approvers are told).")
-=======
+    variant = StrictCharField(max_length=100, help_text="The variant everyone gets now.")
+    reason = reason_field(required=True, help_text="Why (audited; the approvers are told).")
+
+
 class HistoryOut(serializers.Serializer[Any]):
     """One recorded version of a flag state (flags.api.management.History)."""
 
@@ -163,7 +163,6 @@ class HistoryOut(serializers.Serializer[Any]):
     rules = serializers.JSONField()
     defaultServe = serializers.JSONField()
     prerequisites = serializers.JSONField()
->>>>>>> wip/api
 
 
 class RevertIn(serializers.Serializer[Any]):

@@ -19,3 +19,7 @@ class RollupAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["flag_key"]
     exclude = ["histogram"]
     readonly_fields = ["environment", "flag_key", "variant", "metric", "bucket_start"]
+
+
+# Exporters register their own admin.
+from analytics.exports import admin as exports_admin  # noqa: E402, F401

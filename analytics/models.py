@@ -165,3 +165,9 @@ class FirstSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sighting:x} at {self.first_seen_at:%Y-%m-%d %H:%M}"
+
+
+# The exporters' models live in their own module; importing them here registers them.
+from analytics.exports.models import Exporter, ExportRejection  # noqa: E402
+
+__all__ = ["EventBatch", "ExportRejection", "Exporter", "FirstSeen", "RawEvent", "Rollup"]

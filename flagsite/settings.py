@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apikeys",
     "analytics",
     "rollouts",
+    "dashboards",
 ]
 
 # Every entry is async-capable and, under ASGI, runs on the event loop: Django's own middleware
@@ -180,7 +181,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "analytics.tasks.purge_expired_events",
         "schedule": 3600.0,
     },
+    "analytics-exports": {
+        "task": "analytics.tasks.export_exposures",
+        "schedule": 60.0,
+    },
 }
+# Analytics exports (analytics/exports): retries of one batch, and how long a stored exposure
+# waits before export (so an ingest transaction that commits late is never overtaken).
+EXPORT_RETRY_ATTEMPTS: int = env.int("FLAGSITE_EXPORT_RETRY_ATTEMPTS", default=5)
+EXPORT_RETRY_BASE_SECONDS: float = env.float("FLAGSITE_EXPORT_RETRY_BASE_SECONDS", default=1.0)
+EXPORT_RETRY_CAP_SECONDS: float = env.float("FLAGSITE_EXPORT_RETRY_CAP_SECONDS", default=30.0)
+EXPORT_SETTLE_SECONDS: float = env.float("FLAGSITE_EXPORT_SETTLE_SECONDS", default=30.0)
+# How often an open flag dashboard polls its data.
+DASHBOARD_POLL_SECONDS: float = env.float("FLAGSITE_DASHBOARD_POLL_SECONDS", default=15.0)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -150,6 +151,7 @@ class Command(BaseCommand):
                     production, changes={"requires_approval": True},
                     expected_version=production.version, actor=ACTOR, source=SOURCE, reason=REASON,
                 )  # fmt: skip
+        call_command("seed_demo_history", stdout=self.stdout)  # dashboards' simulated history
         self.stdout.write(self.style.SUCCESS(f"Demo project {project.key!r} is ready."))
         self.stdout.write(f"Log in at /admin/ with password {DEMO_PASSWORD!r} as:")
         for name in ("admin", *USERS):

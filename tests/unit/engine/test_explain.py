@@ -26,11 +26,9 @@ def assert_consistent(explanation: Explanation) -> None:
         assert details.rule_id == matched[0].rule_id
     else:
         assert not matched
-    if explanation.served_by == "off":
-        assert (
-            details.variant is None
-            or details.variant == COMPILED.flag(details.flag_key).off_variant
-        )  # type: ignore[union-attr]
+    flag = COMPILED.flag(details.flag_key)
+    if explanation.served_by == "off" and flag is not None:
+        assert details.variant == flag.off_variant
     rollout = explanation.rollout
     if rollout is not None and rollout.bucket is not None:
         owner = [r.variant for r in rollout.ranges if r.start <= rollout.bucket < r.end]

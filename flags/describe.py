@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 WEIGHT_TOTAL = 100_000
+STATE_FIELDS = ("enabled", "off_variant", "prerequisites", "rules", "default_serve")
 LIST_LIMIT = 8
 
 # operator -> (phrase when it holds, phrase when negated)
@@ -210,8 +211,14 @@ def state_sentences(
     parts = ["ON"]
     parts += [f"{describe_prerequisite(p)} (else → {off})" for p in prerequisites]
     parts += [describe_rule(r, segments) for r in rules]
-    who = "everyone else" if rules else "everyone"
-    parts.append(f"{who} → {describe_serve(_get(state, 'default_serve'))}")
+    who = "everyone else" if rules or prerequisites else "everyone"
+    default = _get(state, "default_serve") or {}
+    if "rollout" in default:
+        # A split says who by itself: "5% of accounts (by accountId) → on, 95% → off".
+        text = describe_serve(default)
+        parts.append(f"everyone else: {text}" if who == "everyone else" else text)
+    else:
+        parts.append(f"{who} → {describe_serve(default)}")
     return parts
 
 

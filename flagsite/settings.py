@@ -48,6 +48,8 @@ ALLOWED_HOSTS: list[str] = env.list(
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # The admin theme; it must come before django.contrib.admin to override its templates.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files (offline)
     "guardian",
     "simple_history",
     "flags",
@@ -232,6 +235,25 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Admin theme (django-unfold): branding, the dashboard and the sidebar (flags.admin.site).
+UNFOLD: dict[str, Any] = {
+    "SITE_TITLE": "Flagsite",
+    "SITE_HEADER": "Flagsite",
+    "SITE_SUBHEADER": "Feature flags and safe rollouts",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "flag",
+    "STYLES": [lambda request: "/" + STATIC_URL + "flags/admin.css"],
+    "DASHBOARD_CALLBACK": "flags.admin.dashboard.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "flags.admin.site.navigation",
+    },
 }
 
 # --- Public API (flags.api) ----------------------------------------------------------------

@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from apikeys.models import ApiKey
 from flags import roles, services
-from flags.models import Flag, Project, Segment
+from flags.models import Environment, Flag, Project, SavedContext, Segment
 
 DEMO_PASSWORD = "flagsite-demo"
 ACTOR = services.Actor.automation("seed_demo")
@@ -28,10 +29,12 @@ ENTERPRISE_ACCOUNTS = ["acct-1001", "acct-1002", "acct-1003"]
 
 
 def _split(on: int, bucket_by: str = "accountId") -> dict[str, Any]:
-    """``on`` percent get "on", the rest "off" (weights are out of 100,000)."""
+    """``on`` percent get "on", the rest "off" (weights are out of 100,000); a context
+    without the bucketing attribute gets "off" (the fallback), never a random answer."""
     return {
         "rollout": {
             "bucketBy": bucket_by,
+            "fallbackVariant": "off",
             "variants": [
                 {"variant": "on", "weight": on * 1000},
                 {"variant": "off", "weight": 100_000 - on * 1000},
@@ -51,13 +54,16 @@ SEGMENTS: list[dict[str, Any]] = [
     {
         "key": "free-us-uk",
         "name": "Free tier in the US and UK",
+        # Countries are ISO 3166-1 alpha-2 codes: the UK is "GB". "UK" is not accepted as an
+        # alias (docs/admin.md): apps send ISO codes, as browsers and geo-IP services do.
+        "description": "Free-plan accounts whose country is US or GB (ISO codes).",
         "key_attribute": "accountId",
         "rules": [
             {
-                "id": "free-us-uk",
+                "id": "free-us-gb",
                 "conditions": [
                     {"attribute": "plan", "operator": "equals", "values": ["free"]},
-                    {"attribute": "country", "operator": "in", "values": ["US", "UK"]},
+                    {"attribute": "country", "operator": "in", "values": ["US", "GB"]},
                 ],
             }
         ],
@@ -74,14 +80,18 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "redesigned-dashboard": (
         {"name": "Redesigned dashboard", "kind": "experiment", "value_type": "string",
          "variants": {"control": "old", "treatment": "new"}, "tags": ["dashboard"],
+         "client_visible": True,
          "description": "A/B test: 50% see the old dashboard, 50% the new one."},
+        # By user: targetingKey, which OpenFeature apps always send (userId is read when it
+        # is absent). A context with neither sees the old dashboard (the fallback).
         {"enabled": True, "off_variant": "control", "default_serve": {"rollout": {
-            "bucketBy": "userId", "variants": [{"variant": "control", "weight": 50_000},
-                                               {"variant": "treatment", "weight": 50_000}]}}},
+            "bucketBy": "targetingKey", "fallbackVariant": "control",
+            "variants": [{"variant": "control", "weight": 50_000},
+                         {"variant": "treatment", "weight": 50_000}]}}},
     ),
     "ai-chatbot": (
-        {"name": "AI chatbot", "kind": "release", "tags": ["support"],
-         "description": "Only free-tier accounts in the US and UK."},
+        {"name": "AI chatbot", "kind": "release", "tags": ["support"], "client_visible": True,
+         "description": "Only free-tier accounts in the US and the UK (country GB)."},
         {"enabled": True, "default_serve": {"variant": "off"}, "rules": [
             {"id": "free-us-uk", "conditions": [
                 {"operator": "in_segment", "values": ["free-us-uk"]}], "serve": {"variant": "on"}}
@@ -89,10 +99,10 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "bulk-invoice-api": (
         {"name": "Bulk invoice API", "kind": "permission", "tags": ["api", "enterprise"],
-         "description": "Three named enterprise accounts."},
+         "description": "The three enterprise accounts of the enterprise-accounts segment."},
         {"enabled": True, "default_serve": {"variant": "off"}, "rules": [
             {"id": "enterprise", "conditions": [
-                {"attribute": "accountId", "operator": "in", "values": ENTERPRISE_ACCOUNTS}],
+                {"operator": "in_segment", "values": ["enterprise-accounts"]}],
              "serve": {"variant": "on"}}
         ]},
     ),
@@ -103,6 +113,25 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
 }  # fmt: skip
 
+
+# Demo API keys, issued once (in development) so that the API docs' "Try it out" and the demo
+# page work at once. Raw keys are never stored: they are printed when issued, and only then.
+DEMO_KEYS = {"server": "demo server key", "client": "demo client key"}
+SAVED_CONTEXTS = [
+    (
+        "Enterprise account",
+        {"targetingKey": "user-1", "accountId": "acct-1001", "plan": "enterprise", "country": "GB"},
+    ),
+    (
+        "Free account in the UK",
+        {"targetingKey": "user-2", "accountId": "acct-2001", "plan": "free", "country": "GB"},
+    ),
+    (
+        "Pro account in France",
+        {"targetingKey": "user-3", "accountId": "acct-3001", "plan": "pro", "country": "FR"},
+    ),
+    ("OpenFeature app (targetingKey only)", {"targetingKey": "user-4"}),
+]
 
 # Who answers for each flag: product managers own releases and experiments, ops its switch.
 FLAG_OWNERS = {
@@ -150,11 +179,37 @@ class Command(BaseCommand):
                     production, changes={"requires_approval": True},
                     expected_version=production.version, actor=ACTOR, source=SOURCE, reason=REASON,
                 )  # fmt: skip
-        self.stdout.write(self.style.SUCCESS(f"Demo project {project.key!r} is ready."))
+            keys = self._keys(project)
+            self._contexts(project)
         self.stdout.write(f"Log in at /admin/ with password {DEMO_PASSWORD!r} as:")
         for name in ("admin", *USERS):
             role = "superuser" if name == "admin" else USERS[name].label
             self.stdout.write(f"  {name:<16} {role}")
+        if keys:
+            self.stdout.write("Demo API keys (development; shown this once, keep them):")
+            for kind, raw in keys.items():
+                self.stdout.write(f"  {kind:<16} {raw}")
+        else:
+            self.stdout.write(
+                "Demo API keys were shown at the first start; issue more under API keys."
+            )
+
+    def _keys(self, project: Project) -> dict[str, str]:
+        environment = Environment.objects.get(project=project, key="development")
+        issued = {}
+        for kind, name in DEMO_KEYS.items():
+            if not ApiKey.objects.filter(environment=environment, name=name).exists():
+                _, raw = ApiKey.issue(
+                    environment=environment, kind=kind, name=name, source=SOURCE, reason=REASON
+                )
+                issued[kind] = raw
+        return issued
+
+    def _contexts(self, project: Project) -> None:
+        for name, context in SAVED_CONTEXTS:
+            SavedContext.objects.get_or_create(
+                project=project, name=name, defaults={"context": context}
+            )
 
     def _project(self) -> Project:
         project = Project.objects.filter(key="demo").first()

@@ -160,3 +160,13 @@ def _rollout(salt: str, rollout: Mapping[str, Any], context: Context) -> Rollout
     usable = (type(value) is str and value != "") or type(value) is int
     number = bucket(salt, str(value)) if usable else None
     return RolloutTrace(bucket_by, value, number, tuple(ranges), rollout.get("fallbackVariant"))
+
+
+def segment_membership(segment: Mapping[str, Any], context: Context) -> bool | None:
+    """Whether ``context`` is in ``segment`` (a ruleset segment entry), by the engine's own
+    membership test; None when it is unknown (a rule hit a wrong-typed value)."""
+    member = _compile_segment(str(segment.get("key", "segment")), segment)
+    try:
+        return bool(member(context))
+    except ConditionProblem:
+        return None

@@ -330,3 +330,41 @@ def test_seed_matches_the_requirements(seeded: None) -> None:
     nothing = debugger.debug_flag(flag("redesigned-dashboard"), {}, viewer)
     assert {r.details["variant"] for r in nothing} == {"control"}
     assert ApiKey.objects.filter(name__startswith="demo").count() == 2
+
+
+def _new_flag(client: Client, **fields: str) -> Any:
+    project = Flag.objects.get(key="ai-chatbot").project
+    data = {"project": str(project.pk), "key": "x", "name": "X", "kind": "release",
+            "value_type": "boolean", "variants": "", "salt": "", "tags": "", "reason": "",
+            "expected_version": "", **fields}  # fmt: skip
+    return client.post(reverse("admin:flags_flag_add"), data)
+
+
+def test_a_new_flag_starts_with_its_kinds_variants(seeded: None) -> None:
+    client = login("editor")
+    response = _new_flag(client, key="pricing-test", kind="experiment", value_type="string")
+    assert response.status_code == 302, text_of(response.content)[:2000]
+    assert Flag.objects.get(key="pricing-test").variants == {
+        "control": "control", "treatment": "treatment",
+    }  # fmt: skip
+    _new_flag(client, key="ops-switch", kind="ops")
+    assert Flag.objects.get(key="ops-switch").variants == {"on": True, "off": False}
+
+
+def test_variant_values_of_the_wrong_type_are_named_next_to_the_field(seeded: None) -> None:
+    client = login("editor")
+    response = _new_flag(client, key="typed", variants='{"on": "yes", "off": false}')
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="id_variants_error"' in page  # on the field, where the widget shows it
+    assert "Variant &#x27;on&#x27;: the value must be true or false (the flag is boolean)." in page
+    assert not Flag.objects.filter(key="typed").exists()
+
+
+def test_prerequisites_are_edited_as_rows_of_flags(seeded: None) -> None:
+    state = FlagState.objects.get(flag__key="new-pdf-engine", environment__key="staging")
+    page = login("editor").get(reverse("admin:flags_flagstate_change", args=[state.pk]))
+    html = page.content.decode()
+    assert 'data-editor="prerequisites"' in html
+    assert "maintenance-mode" in html
+    assert "flags/list_widgets.js" in html

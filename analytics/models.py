@@ -58,6 +58,7 @@ class EventBatch(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "event batches"
         constraints = [
             models.UniqueConstraint(fields=["environment", "batch_id"], name="event_batch_unique")
         ]

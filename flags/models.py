@@ -332,3 +332,31 @@ class ChangeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Change #{self.pk}: {self.summary}" if self.summary else f"Change #{self.pk}"
+
+
+class SavedContext(models.Model):
+    """A named evaluation context ("enterprise customer in the UK") to try flags against in the
+    evaluation debugger. Not part of any ruleset; changing one changes no flag."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="saved_contexts")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    context = models.JSONField(
+        default=dict,
+        help_text='Attributes, e.g. {"targetingKey": "user-1", "accountId": "acct-1001"}.',
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        verbose_name = "saved test context"
+        verbose_name_plural = "saved test contexts"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="saved_context_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 
-from flags import roles
+from flags import describe, roles
 from flags.models import Environment, Flag, FlagState, Segment
 
 BUCKETS = 100_000
@@ -77,6 +77,7 @@ class StateOverview:
     default_serve: str
     rules: list[str]
     can_edit: bool
+    sentences: list[str] = field(default_factory=list)
 
 
 def flag_overview(flag: Flag, user: User | AnonymousUser) -> list[StateOverview]:
@@ -86,14 +87,18 @@ def flag_overview(flag: Flag, user: User | AnonymousUser) -> list[StateOverview]
         .select_related("environment", "environment__project", "flag")
         .order_by("environment__sort_order", "environment__key")
     )
+    segments = segment_attributes(flag.project_id)
     return [
         StateOverview(
             environment=s.environment,
             state=s,
             rollout=rollout_percentage(s),
-            default_serve=summarize_serve(s.default_serve or {}),
-            rules=[summarize_rule(r) for r in s.rules or []],
+            default_serve=describe.describe_serve(s.default_serve or {}),
+            rules=[describe.describe_rule(r, segments) for r in s.rules or []],
             can_edit=roles.can(user, "edit_state", s),
+            sentences=describe.state_sentences(
+                {name: getattr(s, name) for name in describe.STATE_FIELDS}, segments
+            ),
         )
         for s in states
         if roles.can(user, "view", s)
@@ -120,6 +125,9 @@ class HistoryEntry:
     state_id: int | None
     changes: list[FieldChange] = field(default_factory=list)
     can_revert: bool = False
+    # The changes in sentences (flags.describe), what people read; ``changes`` keeps the raw diff.
+    words: list[str] = field(default_factory=list)
+    flag_key: str = ""
 
 
 _HIDDEN = {"updated_at", "updated_by", "version", "created_at"}
@@ -131,9 +139,50 @@ def show_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_SNAPSHOT_FIELDS = {
+    "state": ("enabled", "off_variant", "prerequisites", "rules", "default_serve"),
+    "flag": (
+        "name", "description", "kind", "value_type", "variants", "salt", "client_visible",
+        "tags", "expires_at", "archived",
+    ),
+    "segment": ("name", "description", "key_attribute", "included", "excluded", "rules"),
+}  # fmt: skip
+
+
+def _kind_of(subject: str) -> str:
+    # Environment keys hold no spaces, so "segment <key>" never clashes with one.
+    if subject == "definition":
+        return "flag"
+    return "segment" if subject == "segment" or subject.startswith("segment ") else "state"
+
+
+def record_snapshot(record: Any, kind: str) -> dict[str, Any]:
+    """The fields of a historical record that describe.describe_changes reads."""
+    values = {name: getattr(record, name, None) for name in _SNAPSHOT_FIELDS[kind]}
+    if kind == "flag":
+        owner_id = getattr(record, "owner_id", None)
+        user = User.objects.filter(pk=owner_id).first() if owner_id else None
+        values["owner"] = user.get_username() if user else None
+    return values
+
+
+def change_words(record: Any, previous: Any | None, kind: str) -> list[str]:
+    if record.history_type == "-":
+        return ["deleted"]
+    if previous is None:
+        return [
+            "created: "
+            + "; ".join(describe.describe_changes(kind, {}, record_snapshot(record, kind)))
+        ]
+    return describe.describe_changes(
+        kind, record_snapshot(previous, kind), record_snapshot(record, kind)
+    ) or ["no change to the targeting (saved again)"]
+
+
 def _entries(records: Iterable[Any], subject: str) -> list[HistoryEntry]:
     out: list[HistoryEntry] = []
     previous = None
+    kind = _kind_of(subject)
     for record in records:
         entry = HistoryEntry(
             history_id=record.history_id,
@@ -144,7 +193,8 @@ def _entries(records: Iterable[Any], subject: str) -> list[HistoryEntry]:
             subject=subject,
             kind=record.history_type,
             version=record.version,
-            state_id=None if subject in ("definition", "segment") else record.id,
+            state_id=None if kind in ("flag", "segment") else record.id,
+            words=change_words(record, previous, kind),
         )
         if previous is not None:
             delta = record.diff_against(previous)
@@ -171,8 +221,51 @@ def flag_history(flag: Flag, user: User | AnonymousUser) -> list[HistoryEntry]:
         state_entries = _entries(records.select_related("history_user"), state.environment.key)
         _revertible(state_entries, roles.can(user, "edit_state", state))
         entries.extend(state_entries)
+    entries.extend(_segment_entries_of(flag))
     entries.sort(key=lambda e: (e.when, e.history_id), reverse=True)
     return entries
+
+
+def segments_used_by(states: Iterable[FlagState]) -> set[str]:
+    keys: set[str] = set()
+    for state in states:
+        for rule in state.rules or []:
+            for cond in rule.get("conditions", []):
+                if cond.get("operator") in ("in_segment", "not_in_segment"):
+                    keys.update(str(v) for v in cond.get("values") or [])
+    return keys
+
+
+def _segment_entries_of(flag: Flag) -> list[HistoryEntry]:
+    """Changes that reached the flag through the segments its rules use now (a segment's
+    rows are visible to whoever sees the project's flags). Reverted on the segment's page."""
+    keys = segments_used_by(FlagState.objects.filter(flag=flag))
+    entries: list[HistoryEntry] = []
+    for segment in Segment.objects.filter(project_id=flag.project_id, key__in=keys):
+        records = Segment.history.filter(id=segment.pk).order_by("history_id")
+        entries += _entries(records.select_related("history_user"), f"segment {segment.key}")
+    return entries
+
+
+def recent_state_changes(states: Any, limit: int) -> list[HistoryEntry]:
+    """The latest ``limit`` targeting changes among ``states``, newest first, in words."""
+    records = (
+        FlagState.history.filter(id__in=states.values("pk"))
+        .select_related("history_user", "flag", "environment")
+        .order_by("-history_date", "-history_id")[:limit]
+    )
+    out: list[HistoryEntry] = []
+    for record in records:
+        previous = (
+            FlagState.history.filter(id=record.id, history_id__lt=record.history_id)
+            .order_by("-history_id")
+            .first()
+        )
+        entry = _entries([r for r in (previous, record) if r is not None], "state")[-1]
+        entry.subject = record.environment.key
+        entry.flag_key = record.flag.key
+        out.append(entry)
+    return out
 
 
 def _revertible(entries: list[HistoryEntry], allowed: bool) -> None:
@@ -188,6 +281,12 @@ def segment_history(segment: Segment, user: User | AnonymousUser) -> list[Histor
     _revertible(entries, roles.can(user, "edit_segment", segment))
     entries.reverse()
     return entries
+
+
+def segment_attributes(project_id: int) -> dict[str, dict[str, str]]:
+    """Segment key -> {"key_attribute": ...}: what describe needs to say "accounts in"."""
+    rows = Segment.objects.filter(project_id=project_id).values_list("key", "key_attribute")
+    return {key: {"key_attribute": attribute} for key, attribute in rows}
 
 
 def segment_references(segment: Segment) -> list[str]:

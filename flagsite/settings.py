@@ -48,6 +48,8 @@ ALLOWED_HOSTS: list[str] = env.list(
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # The admin theme; it must come before django.contrib.admin to override its templates.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -58,6 +60,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "corsheaders",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files (offline)
     "guardian",
     "simple_history",
     "flags",
@@ -261,6 +264,25 @@ SPECTACULAR_SETTINGS = {
         "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
         "FlagKindEnum": "flags.models.Flag.Kind",
         "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Admin theme (django-unfold): branding, the dashboard and the sidebar (flags.admin.site).
+UNFOLD: dict[str, Any] = {
+    "SITE_TITLE": "Flagsite",
+    "SITE_HEADER": "Flagsite",
+    "SITE_SUBHEADER": "Feature flags and safe rollouts",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "flag",
+    "STYLES": [lambda request: "/" + STATIC_URL + "flags/admin.css"],
+    "DASHBOARD_CALLBACK": "flags.admin.dashboard.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "flags.admin.site.navigation",
     },
 }
 

@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from flagsite import health
 
@@ -15,9 +16,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # The evaluation endpoints first: URL resolution tries patterns in order, on every request.
     path("", include("flags.api.urls")),
     path("", include("analytics.urls")),
+    # "/" and the admin's "View site" lead to the admin home (the dashboard).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 
 # JSON on the API's paths, Django's pages elsewhere (flags.api.errors).

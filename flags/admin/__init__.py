@@ -1,3 +1,3 @@
 """The Flagsite admin: every path checks flags.roles and saves through flags.services."""
 
-from flags.admin import flag, other, state  # noqa: F401 - registers the ModelAdmins
+from flags.admin import contexts, flag, other, state  # noqa: F401 - registers the ModelAdmins

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from unfold.admin import ModelAdmin as ThemedModelAdmin
 
 from flags import roles, services
 from flags.errors import ApprovalRequired, ChangeRejected, FieldError, VersionConflict
@@ -146,8 +147,9 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
             self.add_error(None, f"{error.path or 'change'}: {error.message}")
 
 
-class RoleAdmin(admin.ModelAdmin[M], Generic[M]):
-    """Permission hooks mapped onto flags.roles; subclasses say which action each needs."""
+class RoleAdmin(ThemedModelAdmin, admin.ModelAdmin[M], Generic[M]):  # type: ignore[misc]
+    """Permission hooks mapped onto flags.roles; subclasses say which action each needs.
+    The unfold ModelAdmin only styles the pages (widgets, layout); every hook stays Django's."""
 
     view_action: roles.Action = "view"
     change_action: roles.Action = "edit_flag"

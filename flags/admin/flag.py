@@ -15,9 +15,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from flags import roles, selectors, services
+from flags import describe, roles, selectors, services
 from flags.admin.base import SOURCE, RoleAdmin, user_of
+from flags.admin.debugger import debugger_context
 from flags.admin.forms import FlagForm
+from flags.admin.kinds import kind_note
 from flags.admin.revert import RevertPage, require_role, revert_response
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import Flag, FlagState
@@ -113,23 +115,36 @@ class FlagAdmin(RoleAdmin[Flag]):
             fields += ["reason", "expected_version"]
         return fields
 
-    @admin.display(description="Environments")
+    @admin.display(description="Targeting")
     def environments(self, obj: Flag) -> str:
         states = sorted(
             obj.states.all(), key=lambda s: (s.environment.sort_order, s.environment.key)
         )
+        segments = self._segment_attributes(obj.project_id)
         return format_html_join(
-            " ",
-            '<span title="{}">{}: <b>{}</b></span>',
+            "",
+            '<div class="flag-targeting" title="{}">{}</div>',
             (
                 (
-                    selectors.summarize_serve(s.default_serve or {}),
-                    s.environment.key,
                     _glance(s),
+                    describe.describe_state(
+                        services.state_snapshot(s), s.environment.key, segments
+                    ),
                 )
                 for s in states
             ),
         )
+
+    def _segment_attributes(self, project_id: int) -> dict[str, dict[str, str]]:
+        """Segment key -> its key attribute, once per list page (sentences say "accounts in")."""
+        cache: dict[int, dict[str, dict[str, str]]] = self.__dict__.setdefault("_segments", {})
+        if project_id not in cache:
+            cache[project_id] = selectors.segment_attributes(project_id)
+        return cache[project_id]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self.__dict__.pop("_segments", None)
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="Tags")
     def tag_list(self, obj: Flag) -> str:
@@ -142,7 +157,25 @@ class FlagAdmin(RoleAdmin[Flag]):
         extra = dict(extra_context or {})
         if flag is not None and self.has_view_permission(request, flag):
             extra["overview"] = selectors.flag_overview(flag, user_of(request))
+            extra["kind_note"] = kind_note(flag.kind, flag.variants or {})
+            extra.update(debugger_context(request, user_of(request), flag))
+            extra["debugger_url"] = reverse("admin:flags_debugger")
         return super().change_view(request, object_id, form_url, extra)
+
+    def debugger_view(self, request: HttpRequest) -> HttpResponse:
+        user = user_of(request)
+        if not roles.has_any_role(user):
+            raise PermissionDenied
+        return TemplateResponse(
+            request,
+            "admin/flags/debugger.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Why does this context get that?",
+                **debugger_context(request, user, None),
+            },
+        )
 
     @admin.action(description="Archive the selected flags (asks for a reason)")
     def archive_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:
@@ -190,6 +223,11 @@ class FlagAdmin(RoleAdmin[Flag]):
 
     def get_urls(self) -> list[URLPattern]:
         own = [
+            path(
+                "debugger/",
+                self.admin_site.admin_view(self.debugger_view),
+                name="flags_debugger",
+            ),
             path(
                 "<int:flag_id>/revert/<int:state_id>/<int:history_id>/",
                 self.admin_site.admin_view(self.revert_view),
@@ -246,6 +284,7 @@ class FlagAdmin(RoleAdmin[Flag]):
             current_version=lambda: current().version,
             apply=apply,
             history_url=reverse("admin:flags_flag_history", args=[flag.pk]),
+            kind="flag",
         )
         return revert_response(request, self.admin_site, self.model._meta, page)
 
@@ -290,6 +329,7 @@ class FlagAdmin(RoleAdmin[Flag]):
                 diff = [(k, current[k], v) for k, v in target.items() if current[k] != v]
             except ChangeRejected as exc:
                 error = str(exc)
+        segments = selectors.segment_attributes(flag.project_id)
         return TemplateResponse(
             request,
             "admin/flags/flag/revert.html",
@@ -300,6 +340,9 @@ class FlagAdmin(RoleAdmin[Flag]):
                 "state": state,
                 "version": version,
                 "diff": diff,
+                "words": describe.describe_changes("state", current, target),
+                "restores": describe.describe_state(target, state.environment.key, segments),
+                "now": describe.describe_state(current, state.environment.key, segments),
                 "error": error,
                 "title": f"Revert {state} to version {version}",
             },

@@ -8,7 +8,8 @@ from django import forms
 
 from flags import grants, roles, services
 from flags.admin.base import SOURCE, ServiceForm
-from flags.admin.widgets import LinesField, TargetingWidget
+from flags.admin.kinds import default_variants
+from flags.admin.widgets import LinesField, RowsWidget, TargetingWidget
 from flags.models import Environment, Flag, FlagState, Project, RoleGrant, Segment
 
 
@@ -78,7 +79,10 @@ class FlagForm(ServiceForm):
             "project", "key", "name", "description", "kind", "value_type", "variants", "salt",
             "client_visible", "owner", "tags", "expires_at",
         )  # fmt: skip
-        help_texts = {"variants": 'Variant name -> value, e.g. {"on": true, "off": false}.'}
+        help_texts = {
+            "variants": "Each variant's name and value. Left empty, a new flag starts with its "
+            "kind's variants (on/off for boolean flags; control/treatment for string experiments)."
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,8 +92,34 @@ class FlagForm(ServiceForm):
             )
         if "variants" in self.fields:
             self.fields["variants"].required = False
+            self.fields["variants"].widget = RowsWidget(
+                "variants", value_type=self.instance.value_type or "boolean"
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        variants = data.get("variants")
+        if variants in (None, "", {}):
+            return data
+        if not isinstance(variants, dict):
+            self.add_error("variants", "Give the variants as name → value pairs.")
+            return data
+        value_type = data.get("value_type") or self.instance.value_type
+        for name, value in variants.items():
+            problem = _value_problem(value, value_type)
+            if not 1 <= len(name) <= 128:
+                self.add_error("variants", f"Variant names are 1 to 128 characters: {name!r}.")
+            elif problem:
+                self.add_error(
+                    "variants", f"Variant {name!r}: {problem} (the flag is {value_type})."
+                )
+        return data
 
     def apply(self, changes: dict[str, Any], reason: str) -> Flag:
+        if not changes.get("variants"):
+            changes["variants"] = default_variants(
+                changes.get("kind", "release"), changes.get("value_type", "boolean")
+            )
         project = changes.pop("project")
         return services.create_flag(
             project, data=changes, actor=self.actor, source=SOURCE, reason=reason
@@ -101,6 +131,16 @@ class FlagForm(ServiceForm):
         return services.Edit(services.FLAG, self.instance, changes, expected)
 
 
+def _value_problem(value: Any, value_type: str) -> str:
+    if value_type == "boolean" and not isinstance(value, bool):
+        return "the value must be true or false"
+    if value_type == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return "the value must be a number"
+    if value_type == "string" and not isinstance(value, str):
+        return "the value must be text"
+    return ""
+
+
 class FlagStateForm(ServiceForm):
     class Meta:
         model = FlagState
@@ -108,7 +148,8 @@ class FlagStateForm(ServiceForm):
         help_texts = {
             "rules": "Checked in order; the first rule whose conditions all match serves.",
             "default_serve": "What everyone else gets while the flag is on.",
-            "prerequisites": 'Advanced: [{"flag": "other-flag", "variants": ["on"]}].',
+            "prerequisites": "Flags that must serve one of the ticked variants first; "
+            "otherwise everyone gets the off variant (e.g. only if maintenance-mode is off).",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -127,12 +168,21 @@ class FlagStateForm(ServiceForm):
                 self.fields[name].widget = TargetingWidget(kind, variants)
         if "rules" in self.fields:
             self.fields["rules"].required = False
+        if "prerequisites" in self.fields:
+            others = Flag.objects.filter(project_id=state.flag.project_id, archived=False)
+            self.fields["prerequisites"].widget = RowsWidget(
+                "prerequisites",
+                flags={f.key: list(f.variants or {}) for f in others.exclude(pk=state.flag_id)},
+            )
+            self.fields["prerequisites"].required = False
         if state.environment.is_production:
             self.fields["reason"].required = True
 
     def change(self, changes: dict[str, Any]) -> services.Change:
         if changes.get("rules") is None:
             changes["rules"] = []
+        if "prerequisites" in changes and changes["prerequisites"] is None:
+            changes["prerequisites"] = []
         expected = self.cleaned_data["expected_version"]
         return services.Edit(services.STATE, self.instance, changes, expected)
 

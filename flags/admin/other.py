@@ -11,7 +11,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from flags import grants, roles, selectors, services
+from flags import debugger, describe, grants, roles, selectors, services
+from flags.admin import segment_reach
 from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import EnvironmentForm, ProjectForm, RoleGrantForm, SegmentForm
 from flags.admin.revert import RevertPage, require_role, revert_response
@@ -59,9 +60,48 @@ class SegmentAdmin(RoleAdmin[Segment]):
     change_action = "edit_segment"
     add_action = "edit_segment"
     delete_action = "edit_segment"
-    list_display = ("key", "name", "project", "version", "updated_at")
+    list_display = ("key", "name", "members", "used_by", "project", "version", "updated_at")
     list_filter = ("project",)
     search_fields = ("key", "name", "description")
+    change_form_template = "admin/flags/segment/change_form.html"
+
+    @admin.display(description="Who is in it")
+    def members(self, obj: Segment) -> str:
+        return describe.describe_segment(services.segment_snapshot(obj))
+
+    @admin.display(description="Used by")
+    def used_by(self, obj: Segment) -> str:
+        flags = sorted({u.flag_key for u in segment_reach.uses(obj)})
+        return ", ".join(flags) if flags else "no flag"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        segment = self._segment(object_id)
+        extra = dict(extra_context or {})
+        if roles.can(user_of(request), "view", segment):
+            extra.update(self._reach_context(request, segment))
+        return super().change_view(request, object_id, form_url, extra)
+
+    def _reach_context(self, request: HttpRequest, segment: Segment) -> dict[str, Any]:
+        member_check: dict[str, Any] = {}
+        if "member" in request.GET:
+            context, errors = debugger.parse_context(
+                request.GET.get("targeting_key", ""), request.GET.get("account_id", ""),
+                request.GET.get("attributes", ""),
+            )  # fmt: skip
+            member_check = {
+                "errors": [e.message for e in errors],
+                "context": context,
+                "result": None if errors else segment_reach.is_member(segment, context),
+                "input": request.GET,
+            }
+        return {
+            "segment_words": describe.describe_segment(services.segment_snapshot(segment)),
+            "segment_uses": segment_reach.uses(segment),
+            "segment_size": segment_reach.estimated_size(segment),
+            "member_check": member_check,
+        }
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return ("project", "key", "version") if obj is not None else ()
@@ -172,6 +212,7 @@ class SegmentAdmin(RoleAdmin[Segment]):
             current_version=lambda: current().version,
             apply=apply,
             history_url=reverse("admin:flags_segment_history", args=[segment.pk]),
+            kind="segment",
         )
         return revert_response(request, self.admin_site, self.model._meta, page)
 

@@ -17,7 +17,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from flags import roles, selectors
+from flags import describe, roles, selectors
 from flags.admin.base import user_of
 from flags.errors import ChangeRejected, FieldError, VersionConflict
 from flags.history import REASON_MAX_LENGTH
@@ -45,6 +45,7 @@ class RevertPage:
     current_version: Callable[[], int]
     apply: Callable[[str, int], object]  # (reason, expected_version)
     history_url: str
+    kind: str = ""  # "flag" or "segment": how describe.describe_changes reads the fields
 
 
 def revert_response(
@@ -83,6 +84,7 @@ def revert_response(
             "version": page.version,
             "current_version": page.current_version(),
             "diff": field_diff(page.snapshot(), page.target),
+            "words": describe.describe_changes(page.kind, page.snapshot(), page.target),
             "error": error,
             "reason": reason,
             "history_url": page.history_url,

@@ -10,9 +10,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
-from flags import roles, selectors, services
+from flags import describe, roles, selectors, services
 from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import FlagStateForm
 from flags.admin.kill import kill_confirmation
@@ -47,18 +47,16 @@ class FlagStateAdmin(RoleAdmin[FlagState]):
             return qs
         return qs.filter(environment__in=roles.visible_environments(user))
 
-    @admin.display(description="Serving")
+    @admin.display(description="Targeting")
     def serving(self, obj: FlagState) -> str:
-        if not obj.enabled:
-            return f"off → {obj.off_variant}"
-        rules = f" after {len(obj.rules)} rule(s)" if obj.rules else ""
-        return f"{selectors.summarize_serve(obj.default_serve or {})}{rules}"
+        return describe.describe_state(services.state_snapshot(obj))
 
     @admin.display(description="Targeting at a glance")
     def targeting_summary(self, obj: FlagState) -> str:
-        lines = [selectors.summarize_rule(r) for r in obj.rules or []]
-        lines.append(f"otherwise → {selectors.summarize_serve(obj.default_serve or {})}")
-        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+        segments = selectors.segment_attributes(obj.flag.project_id)
+        lines = describe.state_sentences(services.state_snapshot(obj), segments)
+        inner = format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+        return format_html('<div class="targeting-summary">{}</div>', inner)
 
     @admin.action(description="Kill switch: turn off now (asks for a reason)")
     def kill_switch(self, request: HttpRequest, queryset: QuerySet[FlagState]) -> Any:

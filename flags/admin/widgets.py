@@ -59,3 +59,32 @@ class LinesField(forms.Field):
         if isinstance(value, list):
             return [str(v) for v in value]
         return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+class RowsWidget(forms.Textarea):
+    """A flag's variants (``editor="variants"``) or a state's prerequisites
+    (``editor="prerequisites"``) as rows of inputs (flags/list_widgets.js); JSON underneath."""
+
+    def __init__(self, editor: str, **data: Any) -> None:
+        super().__init__(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField"})
+        self.editor = editor
+        self.data = data
+
+    class Media:
+        js = ("flags/list_widgets.js",)
+        css = {"all": ("flags/rules_widget.css",)}
+
+    def format_value(self, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        attrs = {**(attrs or {}), "data-editor": self.editor}
+        for key, item in self.data.items():
+            attrs[f"data-{key.replace('_', '-')}"] = (
+                item if isinstance(item, str) else json.dumps(item)
+            )
+        return super().render(name, value, attrs, renderer)

@@ -20,12 +20,12 @@ async function login(page) {
   await page.goto(`${baseUrl}/admin/login/?next=${encodeURIComponent(change)}`);
   await page.fill("#id_username", username);
   await page.fill("#id_password", password);
-  await Promise.all([page.waitForURL(`**${change}`), page.click("input[type=submit]")]);
+  await Promise.all([page.waitForURL(`**${change}`), page.click("#login-form [type=submit]")]);
 }
 
 // The editor the widget drew over a field's (hidden) textarea.
 function editorOf(page, field) {
-  return page.locator(`.form-row.field-${field} .flags-editor`);
+  return page.locator(`.field-line.field-${field} .flags-editor`);
 }
 
 async function addRule(page, conditions, serveVariant) {
@@ -54,7 +54,7 @@ async function setRollout(page, onPercent, bucketBy) {
 }
 
 async function submit(page) {
-  await Promise.all([page.waitForLoadState("load"), page.click("input[name=_save]")]);
+  await Promise.all([page.waitForLoadState("load"), page.click("[name=_save]")]);
   await page.waitForLoadState("load");
 }
 
@@ -80,11 +80,11 @@ async function run(page) {
     await page.fill("#id_reason", "browser: a regex that backtracks");
     await submit(page);
     out.url = page.url();
-    out.fieldErrors = await page.locator(".form-row.field-rules ul.errorlist").allInnerTexts();
+    out.fieldErrors = await page.locator(".field-line.field-rules ul.errorlist").allInnerTexts();
     out.formErrors = await page.locator("p.errornote, ul.errorlist.nonfield").allInnerTexts();
     // The posted rule is drawn again so the user can fix it rather than start over.
     out.redrawnPattern = await editorOf(page, "rules").locator("input.flags-values").first().inputValue();
-    out.glance = await page.locator(".form-row.field-targeting_summary").innerText();
+    out.glance = await page.locator(".targeting-summary").innerText();
     out.invalidRows = await editorOf(page, "rules").locator(".flags-invalid").count();
   } else {
     throw new Error(`unknown scenario ${scenario}`);

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from flags import roles, services
-from flags.models import Flag, Project, Segment
+from flags.models import Flag, Project, SavedContext, Segment
 
 DEMO_PASSWORD = "flagsite-demo"
 ACTOR = services.Actor.automation("seed_demo")
@@ -29,10 +29,12 @@ ENTERPRISE_ACCOUNTS = ["acct-1001", "acct-1002", "acct-1003"]
 
 
 def _split(on: int, bucket_by: str = "accountId") -> dict[str, Any]:
-    """``on`` percent get "on", the rest "off" (weights are out of 100,000)."""
+    """``on`` percent get "on", the rest "off" (weights are out of 100,000); a context
+    without the bucketing attribute gets "off" (the fallback), never a random answer."""
     return {
         "rollout": {
             "bucketBy": bucket_by,
+            "fallbackVariant": "off",
             "variants": [
                 {"variant": "on", "weight": on * 1000},
                 {"variant": "off", "weight": 100_000 - on * 1000},
@@ -52,13 +54,16 @@ SEGMENTS: list[dict[str, Any]] = [
     {
         "key": "free-us-uk",
         "name": "Free tier in the US and UK",
+        # Countries are ISO 3166-1 alpha-2 codes: the UK is "GB". "UK" is not accepted as an
+        # alias (docs/admin.md): apps send ISO codes, as browsers and geo-IP services do.
+        "description": "Free-plan accounts whose country is US or GB (ISO codes).",
         "key_attribute": "accountId",
         "rules": [
             {
-                "id": "free-us-uk",
+                "id": "free-us-gb",
                 "conditions": [
                     {"attribute": "plan", "operator": "equals", "values": ["free"]},
-                    {"attribute": "country", "operator": "in", "values": ["US", "UK"]},
+                    {"attribute": "country", "operator": "in", "values": ["US", "GB"]},
                 ],
             }
         ],
@@ -75,14 +80,18 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "redesigned-dashboard": (
         {"name": "Redesigned dashboard", "kind": "experiment", "value_type": "string",
          "variants": {"control": "old", "treatment": "new"}, "tags": ["dashboard"],
+         "client_visible": True,
          "description": "A/B test: 50% see the old dashboard, 50% the new one."},
+        # By user: targetingKey, which OpenFeature apps always send (userId is read when it
+        # is absent). A context with neither sees the old dashboard (the fallback).
         {"enabled": True, "off_variant": "control", "default_serve": {"rollout": {
-            "bucketBy": "userId", "variants": [{"variant": "control", "weight": 50_000},
-                                               {"variant": "treatment", "weight": 50_000}]}}},
+            "bucketBy": "targetingKey", "fallbackVariant": "control",
+            "variants": [{"variant": "control", "weight": 50_000},
+                         {"variant": "treatment", "weight": 50_000}]}}},
     ),
     "ai-chatbot": (
-        {"name": "AI chatbot", "kind": "release", "tags": ["support"],
-         "description": "Only free-tier accounts in the US and UK."},
+        {"name": "AI chatbot", "kind": "release", "tags": ["support"], "client_visible": True,
+         "description": "Only free-tier accounts in the US and the UK (country GB)."},
         {"enabled": True, "default_serve": {"variant": "off"}, "rules": [
             {"id": "free-us-uk", "conditions": [
                 {"operator": "in_segment", "values": ["free-us-uk"]}], "serve": {"variant": "on"}}
@@ -90,10 +99,10 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "bulk-invoice-api": (
         {"name": "Bulk invoice API", "kind": "permission", "tags": ["api", "enterprise"],
-         "description": "Three named enterprise accounts."},
+         "description": "The three enterprise accounts of the enterprise-accounts segment."},
         {"enabled": True, "default_serve": {"variant": "off"}, "rules": [
             {"id": "enterprise", "conditions": [
-                {"attribute": "accountId", "operator": "in", "values": ENTERPRISE_ACCOUNTS}],
+                {"operator": "in_segment", "values": ["enterprise-accounts"]}],
              "serve": {"variant": "on"}}
         ]},
     ),
@@ -104,6 +113,22 @@ FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
 }  # fmt: skip
 
+
+SAVED_CONTEXTS = [
+    (
+        "Enterprise account",
+        {"targetingKey": "user-1", "accountId": "acct-1001", "plan": "enterprise", "country": "GB"},
+    ),
+    (
+        "Free account in the UK",
+        {"targetingKey": "user-2", "accountId": "acct-2001", "plan": "free", "country": "GB"},
+    ),
+    (
+        "Pro account in France",
+        {"targetingKey": "user-3", "accountId": "acct-3001", "plan": "pro", "country": "FR"},
+    ),
+    ("OpenFeature app (targetingKey only)", {"targetingKey": "user-4"}),
+]
 
 # Who answers for each flag: product managers own releases and experiments, ops its switch.
 FLAG_OWNERS = {
@@ -151,12 +176,19 @@ class Command(BaseCommand):
                     production, changes={"requires_approval": True},
                     expected_version=production.version, actor=ACTOR, source=SOURCE, reason=REASON,
                 )  # fmt: skip
+            self._contexts(project)
         call_command("seed_demo_history", stdout=self.stdout)  # dashboards' simulated history
-        self.stdout.write(self.style.SUCCESS(f"Demo project {project.key!r} is ready."))
         self.stdout.write(f"Log in at /admin/ with password {DEMO_PASSWORD!r} as:")
         for name in ("admin", *USERS):
             role = "superuser" if name == "admin" else USERS[name].label
             self.stdout.write(f"  {name:<16} {role}")
+        call_command("seed_demo_keys", stdout=self.stdout)  # apikeys' own command
+
+    def _contexts(self, project: Project) -> None:
+        for name, context in SAVED_CONTEXTS:
+            SavedContext.objects.get_or_create(
+                project=project, name=name, defaults={"context": context}
+            )
 
     def _project(self) -> Project:
         project = Project.objects.filter(key="demo").first()

@@ -76,17 +76,24 @@
       });
       var total = el("span", { "class": "flags-total" });
       body.appendChild(total);
+      // What a context without the bucket-by attribute gets; kept from the saved rollout.
+      var fallback = select([""].concat(variants), rollout.fallbackVariant || "", "flags-fallback");
+      fallback.options[0].textContent = "an error (caller's default)";
+      body.appendChild(el("label", {}, [document.createTextNode("without it: "), fallback]));
       var sync = function () {
         var r = { variants: inputs.map(function (p) {
           return { variant: p[0], weight: Math.round(Number(p[1].value || 0) * 1000) }; }) };
         if (by.value.trim()) { r.bucketBy = by.value.trim(); }
+        if (fallback.value) { r.fallbackVariant = fallback.value; }
         var sum = r.variants.reduce(function (acc, p) { return acc + p.weight; }, 0);
-        total.textContent = "total " + percent(sum) + "%";
+        total.textContent = "total " + percent(sum) + "%" +
+          (sum !== BUCKETS ? ": the percentages must add up to 100%" : "");
         total.classList.toggle("flags-invalid", sum !== BUCKETS);
         serve = { rollout: r };
         onChange(serve);
       };
       by.addEventListener("input", sync);
+      fallback.addEventListener("change", sync);
       inputs.forEach(function (p, i) {
         p[1].addEventListener("input", function () {
           // With two variants the other one takes the rest, so the split always sums to 100%.

@@ -25,9 +25,8 @@ def test_flag_page_shows_every_environment_at_a_glance(world: World) -> None:
     client = Client()
     client.force_login(world.users["viewer"])
     page = client.get(reverse("admin:flags_flag_change", args=[world.flag.pk])).content.decode()
-    assert "State in every environment" in page
-    assert "5%" in page
-    assert "5% on / 95% off by accountId" in page
+    assert "Targeting in every environment" in page
+    assert "5% of accounts (by accountId) → on, 95% → off" in page
     listing = client.get(reverse("admin:flags_flag_changelist"), {"state": "staging:on"})
     assert b"new-pdf-engine" in listing.content
     listing = client.get(reverse("admin:flags_flag_changelist"), {"state": "production:on"})

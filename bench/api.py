@@ -388,7 +388,8 @@ def heal_cost(port: int, keys: dict[str, str], duration: int, rounds: int = 2) -
     url = f"http://127.0.0.1:{port}/api/v1/evaluate"
     best: dict[str, dict[str, float]] = {}
     print(
-        f"cost of the periodic ruleset/key check (POST /api/v1/evaluate, 1 flag, c=64, best of {rounds}):"
+        "cost of the periodic ruleset/key check "
+        f"(POST /api/v1/evaluate, 1 flag, c=64, best of {rounds}):"
     )
     for _ in range(rounds):
         for label, interval in HEAL_SETTINGS:

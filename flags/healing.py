@@ -31,7 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def check_once() -> tuple[int, int]:
-    """One round: (environments reloaded, keys forgotten). Uses and closes its own connection."""
+    """One round: (environments reloaded, keys forgotten), on this thread's own connection.
+
+    The connection is kept between rounds like a request's (CONN_MAX_AGE, or handed back to
+    the pool when pooling): reconnecting every second would cost more than the three queries.
+    A failed round drops it, so the next one starts on a fresh connection.
+    """
     from flags import evaluation  # evaluation starts this thread; import it lazily
 
     close_old_connections()
@@ -39,9 +44,10 @@ def check_once() -> tuple[int, int]:
         reloaded = evaluation.heal()
         forgotten = key_invalidation.revalidate_cached_keys()
         cors.refresh()
-        return reloaded, forgotten
-    finally:
+    except Exception:
         connection.close()
+        raise
+    return reloaded, forgotten
 
 
 class _Checker(threading.Thread):

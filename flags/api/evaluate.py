@@ -17,9 +17,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
 from flags.api.base import AsyncApiView
+from flags.api.keys import AsyncKeyAuthentication
 from flags.api.permissions import EvaluationKey, ServerKey, request_key
 from flags.api.throttling import EvaluationThrottle, SdkThrottle
 from flags.evaluation import Snapshot
@@ -61,15 +61,17 @@ def evaluate_one(
     return snap.compiled.evaluate(flag_key, context, default)
 
 
-def read_context(data: Any) -> dict[str, Any]:
+def read_context(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body, context): the body must be a JSON object, its optional ``context`` one too."""
+    data = request.data
+    if request.stream is None:
+        raise ValidationError({"": ['Send a JSON object body, for example {"context": {}}.']})
     if not isinstance(data, dict):
         raise ValidationError({"": ["The body must be a JSON object."]})
     context = data.get("context", {})
-    if context is None:
-        return {}
     if not isinstance(context, dict):
         raise ValidationError({"context": ["Must be a JSON object."]})
-    return context
+    return data, context
 
 
 _details = inline_serializer(
@@ -91,7 +93,7 @@ class EvaluateView(AsyncApiView):
     """``POST /api/v1/evaluate``: ``{"flag": key, "default": v}`` or ``{"flags": [keys]}``,
     with ``"context": {...}``."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -112,8 +114,7 @@ class EvaluateView(AsyncApiView):
     async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
-        data = request.data
-        context = read_context(data)
+        data, context = read_context(request)
         client = key.kind == "client"
         snap = await evaluation.aget_snapshot(key.environment_id)
         single = data.get("flag")
@@ -131,7 +132,7 @@ class EvaluateView(AsyncApiView):
 class EvaluateAllView(AsyncApiView):
     """``POST /api/v1/evaluate/all``: every client-visible flag for one context (bootstrap)."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -150,7 +151,7 @@ class EvaluateAllView(AsyncApiView):
     async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
-        context = read_context(request.data)
+        _, context = read_context(request)
         client = key.kind == "client"
         snap = await evaluation.aget_snapshot(key.environment_id)
         evaluate = snap.compiled.evaluate
@@ -168,7 +169,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class RulesetView(AsyncApiView):
     """``GET /api/v1/sdk/ruleset`` (server keys): the document, ``ETag: "<version>"``, 304."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [ServerKey]
     throttle_classes = [SdkThrottle]
 

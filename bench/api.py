@@ -380,25 +380,59 @@ HEAL_SETTINGS = (
 )
 
 
-def heal_cost(port: int, keys: dict[str, str], duration: int) -> None:
+def check_round_ms(keys: dict[str, str], rounds: int = 50) -> float:
+    """Median time of one periodic check in this process, with every environment served and
+    the keys cached, as a web process has them."""
+    from apikeys import authentication
+    from flags import evaluation, healing
+    from flags.models import Environment
+
+    for env_id in Environment.objects.values_list("pk", flat=True):
+        evaluation.get_snapshot(env_id)
+    for raw in keys.values():
+        if raw.startswith("fs_"):
+            authentication.resolve_key(raw)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        healing.check_once()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def heal_cost(port: int, keys: dict[str, str], duration: int, rounds: int = 2) -> None:
+    """Interleaved rounds (on, off, 10x, on, off, 10x, ...), the best of each setting: on a
+    shared machine the load of others moves single runs by tens of percent."""
     body: dict[str, object] = {"flag": "flag-3", "context": {"targetingKey": "user-42"}}
     headers = {"Authorization": f"Bearer {keys['server']}"}
     url = f"http://127.0.0.1:{port}/api/v1/evaluate"
-    results: dict[str, dict[str, float]] = {}
-    print("cost of the periodic ruleset/key check (POST /api/v1/evaluate, 1 flag, c=64):")
-    for label, interval in HEAL_SETTINGS:
-        proc = start_server(port, {"FLAGSITE_HEAL_INTERVAL_SECONDS": interval})
-        try:
-            for _ in range(20):  # loads the snapshot and the key, which starts the check
-                httpx.post(url, json=body, headers=headers)
-            results[label] = wrk(url, keys["server"], body, 64, duration)
-            print(row(f"  {label}", 64, results[label]))
-        finally:
-            stop_server(proc)
-    off = results["periodic check off"]["rps"]
+    best: dict[str, dict[str, float]] = {}
+    print(
+        "cost of the periodic ruleset/key check "
+        f"(POST /api/v1/evaluate, 1 flag, c=64, best of {rounds}):"
+    )
+    for _ in range(rounds):
+        for label, interval in HEAL_SETTINGS:
+            proc = start_server(port, {"FLAGSITE_HEAL_INTERVAL_SECONDS": interval})
+            try:
+                for _ in range(20):  # loads the snapshot and the key, which starts the check
+                    httpx.post(url, json=body, headers=headers)
+                result = wrk(url, keys["server"], body, 64, duration)
+                print(row(f"  {label}", 64, result))
+                if label not in best or result["rps"] > best[label]["rps"]:
+                    best[label] = result
+            finally:
+                stop_server(proc)
+    round_ms = check_round_ms(keys)
+    print(
+        f"  one round of the check (all environments + cached keys + CORS origins): "
+        f"{round_ms:.2f} ms median, {round_ms / 10:.3f}% of one core at one round a second"
+    )
+    off = best["periodic check off"]["rps"]
     for label, _ in HEAL_SETTINGS:
         if label != "periodic check off":
-            print(f"  {label}: {results[label]['rps'] / off:.3f}x the req/s with the check off")
+            ratio = best[label]["rps"] / off
+            print(f"  {label}: {ratio:.3f}x the req/s with the check off (best of {rounds})")
 
 
 def main() -> int:

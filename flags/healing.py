@@ -39,7 +39,12 @@ def register_check(check: Callable[[], int]) -> None:
 
 def check_once() -> tuple[int, int]:
     """One round: (environments reloaded, things the registered checks dropped, e.g. revoked
-    keys). Uses and closes its own connection."""
+    keys), on this thread's own connection.
+
+    The connection is kept between rounds like a request's (CONN_MAX_AGE, or handed back to
+    the pool when pooling): reconnecting every second would cost more than the three queries.
+    A failed round drops it, so the next one starts on a fresh connection.
+    """
     from flags import evaluation  # evaluation starts this thread; import it lazily
 
     close_old_connections()
@@ -47,9 +52,10 @@ def check_once() -> tuple[int, int]:
         reloaded = evaluation.heal()
         forgotten = sum(check() for check in _CHECKS)
         cors.refresh()
-        return reloaded, forgotten
-    finally:
+    except Exception:
         connection.close()
+        raise
+    return reloaded, forgotten
 
 
 class _Checker(threading.Thread):

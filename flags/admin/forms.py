@@ -39,7 +39,10 @@ class ProjectForm(ServiceForm):
 class EnvironmentForm(ServiceForm):
     class Meta:
         model = Environment
-        fields = ("project", "key", "name", "sort_order", "is_production", "requires_approval")
+        fields = (
+            "project", "key", "name", "sort_order", "is_production", "requires_approval",
+            "cors_origins",
+        )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,6 +24,7 @@ API_TO_MODEL = {
     "sortOrder": "sort_order",
     "isProduction": "is_production",
     "requiresApproval": "requires_approval",
+    "corsOrigins": "cors_origins",
 }
 MODEL_TO_API = {model: api for api, model in API_TO_MODEL.items()}
 
@@ -202,13 +203,14 @@ class EnvironmentOut(serializers.ModelSerializer[Environment]):
     sortOrder = serializers.IntegerField(source="sort_order")
     isProduction = serializers.BooleanField(source="is_production")
     requiresApproval = serializers.BooleanField(source="requires_approval")
+    corsOrigins = serializers.ListField(source="cors_origins", child=serializers.CharField())
     rulesetVersion = serializers.SerializerMethodField()
 
     class Meta:
         model = Environment
         fields = [
-            "key", "name", "sortOrder", "isProduction", "requiresApproval", "version",
-            "rulesetVersion",
+            "key", "name", "sortOrder", "isProduction", "requiresApproval", "corsOrigins",
+            "version", "rulesetVersion",
         ]  # fmt: skip
 
     def get_rulesetVersion(self, env: Environment) -> int:  # noqa: N802 - API field name
@@ -222,6 +224,13 @@ class EnvironmentIn(serializers.Serializer[Any]):
     sortOrder = serializers.IntegerField(source="sort_order", required=False)
     isProduction = serializers.BooleanField(source="is_production", required=False)
     requiresApproval = serializers.BooleanField(source="requires_approval", required=False)
+    # Origins allowed to call the browser endpoints with this environment's keys (flags.cors).
+    corsOrigins = serializers.ListField(
+        source="cors_origins",
+        child=StrictCharField(max_length=200),
+        max_length=100,
+        required=False,
+    )
     reason = reason_field()
 
 

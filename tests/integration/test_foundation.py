@@ -137,9 +137,12 @@ def test_docker_compose_config_validates() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _manage(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
+def _manage(
+    args: list[str], database_url: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="flagsite.settings")
     env["FLAGSITE_ENV"] = "demo"
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
@@ -166,6 +169,37 @@ def test_the_run_command_creates_a_missing_postgresql_database() -> None:
     finally:
         with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def test_the_production_mode_run_creates_a_missing_database_behind_the_pool() -> None:
+    """Production mode connects through psycopg's pool, which used to turn "database does not
+    exist" into a bare timeout; ensure_database now asks PostgreSQL directly."""
+    import uuid
+
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    server = f"{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    name = f"flagsite_ensure_prod_{uuid.uuid4().hex[:8]}"
+    url = f"postgres://{server}/{name}"
+    production = {
+        "FLAGSITE_ENV": "production",
+        "SECRET_KEY": "production-mode-test-only",
+        "REDIS_URL": settings.REDIS_URL or "redis://127.0.0.1:6379/0",
+    }
+    try:
+        first = _manage(["ensure_database"], url, production)
+        assert first.returncode == 0, first.stderr
+        assert f"Created database '{name}'" in first.stdout
+        again = _manage(["ensure_database"], url, production)
+        assert (again.returncode, again.stdout) == (0, ""), again.stderr
+        pooled = _manage(["showmigrations", "flags"], url, production)  # through the pool
+        assert pooled.returncode == 0, pooled.stderr
+        assert "0001_initial" in pooled.stdout
+    finally:
+        with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_an_unreachable_database_is_named_not_a_traceback() -> None:

@@ -152,3 +152,29 @@ def test_origins_are_validated() -> None:
     for bad in (["https://app.example.com/path"], ["app.example.com"], "https://x.com", [3]):
         with pytest.raises(ValidationError):
             validate_origins(bad)
+
+
+def test_origins_are_set_through_the_management_api_and_bad_ones_refused(
+    cors: tuple[World, ServerProcess],
+) -> None:
+    world, server = cors
+    url = f"{server.url}/api/v1/projects/shop/environments/development"
+    version = httpx.get(url, headers=world.headers("management")).json()["version"]
+
+    bad = httpx.patch(
+        url,
+        json={"corsOrigins": ["https://app.example.com/path"], "version": version},
+        headers=world.headers("management"),
+    )
+    good = httpx.patch(
+        url,
+        json={"corsOrigins": [APP, "http://localhost:3000"], "version": version},
+        headers=world.headers("management"),
+    )
+
+    assert bad.status_code == 400, bad.text
+    assert "corsOrigins" in bad.text
+    assert good.status_code == 200, good.text
+    assert good.json()["corsOrigins"] == [APP, "http://localhost:3000"]
+    world.dev.refresh_from_db()
+    assert world.dev.cors_origins == [APP, "http://localhost:3000"]

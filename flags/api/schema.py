@@ -19,7 +19,8 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
+
+from flags.api.pagination import Pagination
 
 
 class ErrorItem(serializers.Serializer[Any]):
@@ -86,8 +87,8 @@ class FlagsiteAutoSchema(AutoSchema):
     # so the additions go into the private steps that call them.
     def _get_pagination_parameters(self) -> list[dict[str, Any]]:
         if self._is_paginated_list(self.get_response_serializers()):
-            parameters: list[dict[str, Any]] = (
-                LimitOffsetPagination().get_schema_operation_parameters(self.view)
+            parameters: list[dict[str, Any]] = Pagination().get_schema_operation_parameters(
+                self.view
             )
             return parameters
         return []

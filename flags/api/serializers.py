@@ -233,6 +233,21 @@ def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | No
     return data, reason, version
 
 
+def query_bool(params: Any, name: str) -> bool:
+    """A boolean filter: ``true`` or ``false`` (as OpenAPI writes them); absent is false."""
+    values = [v.lower() for v in params.getlist(name)]
+    if any(v not in ("true", "false") for v in values):
+        raise serializers.ValidationError({name: ["Give true or false."]})
+    return bool(values) and values[-1] == "true"
+
+
+def query_choice(params: Any, name: str, choices: list[str]) -> str:
+    values = params.getlist(name)
+    if not values or any(v not in choices for v in values):
+        raise serializers.ValidationError({name: [f"One of {', '.join(choices)}."]})
+    return str(values[-1])
+
+
 class ReasonQuery(serializers.Serializer[Any]):
     reason = reason_field()
 

@@ -26,8 +26,25 @@ from flags.api.pagination import Pagination
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.throttling import ManagementThrottle
 from flags.models import Environment, Flag, FlagState, Project, Segment
+from flags.preview import describe_effect, sentence
 
 SOURCE = services.Source.API
+DRY_RUN = OpenApiParameter(
+    "dryRun", bool, description="Only preview: what the change would alter, per environment."
+)
+VERSION = OpenApiParameter(
+    "version", int, required=True, description="The version you saw; 409 if it changed since."
+)
+
+
+def preview_body(outcome: services.Outcome) -> dict[str, Any]:
+    environments = [describe_effect(e) for e in outcome.effects]
+    return {
+        "dryRun": True,
+        "summary": sentence(environments),
+        "needsApproval": any(e.needs_approval for e in outcome.effects),
+        "environments": environments,
+    }
 
 
 class ManagementView(ApiView):
@@ -54,6 +71,43 @@ class ManagementView(ApiView):
             )
         return env
 
+    def actor(self, request: Request) -> services.Actor:
+        """The signed-in user, or a management key's creator narrowed to the key's environment:
+        a key may only make changes whose effect stays in its own environment."""
+        key = request_key(request)
+        scope = frozenset({key.environment_id}) if key is not None else None
+        return services.Actor(user=request.user, environments=scope)  # type: ignore[arg-type]
+
+    def submit(
+        self, request: Request, change: services.Change, reason: str
+    ) -> Response | services.Outcome:
+        """Runs one change; a preview response for ``?dryRun=true``, else the outcome."""
+        dry = s.query_bool(request.query_params, "dryRun")
+        mode = services.Mode.DRY_RUN if dry else services.Mode.APPLY
+        try:
+            outcome = services.submit(
+                [change], actor=self.actor(request), source=SOURCE, reason=reason, mode=mode
+            )
+        except services.ApprovalRequired as exc:
+            url = f"/api/v1/projects/{change_project_key(change)}/change-requests"
+            return Response(
+                {
+                    "detail": f"{exc} POST the same change to {url} to propose it.",
+                    "approvalRequired": True,
+                    "changeRequests": url,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(preview_body(outcome)) if dry else outcome
+
+    def version_param(self, request: Request) -> int:
+        raw = request.query_params.get("version")
+        if raw is None or not str(raw).isdigit():
+            raise services.ChangeRejected(
+                [services.FieldError("version", "Give the version you saw (an integer).")]
+            )
+        return int(raw)
+
     def valid(self, serializer: Serializer[Any], data: Any) -> dict[str, Any]:
         serializer.initial_data = data
         serializer.is_valid(raise_exception=True)
@@ -65,6 +119,10 @@ class ManagementView(ApiView):
         paginator = Pagination()
         rows = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(out(rows, many=True).data)
+
+
+def change_project_key(change: services.Change) -> str:
+    return str(Project.objects.get(pk=change.project_id).key)
 
 
 class FlagList(ManagementView):
@@ -106,7 +164,7 @@ class FlagDetail(ManagementView):
     def get(self, request: Request, project: str, key: str) -> Response:
         return Response(s.FlagOut(self.flag(request, project, key)).data)
 
-    @extend_schema(request=s.FlagPatch, responses=s.FlagOut)
+    @extend_schema(request=s.FlagPatch, responses=s.FlagOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str) -> Response:
         flag = self.flag(request, project, key)
         changes, reason, version = s.changes_of(self.valid(s.FlagPatch(partial=True), request.data))
@@ -115,22 +173,27 @@ class FlagDetail(ManagementView):
                 {"errors": [{"path": "version", "message": "This field is required."}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        flag = services.update_flag(
-            flag, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.FlagOut(flag).data)
+        edit = services.Edit(services.FLAG, flag, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        parameters=[
+            VERSION,
+            DRY_RUN,
+            OpenApiParameter("reason", str, description="Why (required in production)"),
+        ],
         responses={200: s.FlagOut},
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
         flag = self.flag(request, project, key)
         reason = s.query_reason(request.query_params)
-        flag = services.archive_flag(flag, actor=request.user, source=SOURCE, reason=reason)
-        return Response(s.FlagOut(flag).data)
+        edit = services.archive_edit(flag, True, self.version_param(request))
+        if edit is None:
+            return Response(s.FlagOut(flag).data)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
 
 class StateView(ManagementView):
@@ -151,16 +214,13 @@ class StateDetail(StateView):
     def get(self, request: Request, project: str, key: str, env: str) -> Response:
         return Response(s.StateOut(self.state(request, project, key, env)).data)
 
-    @extend_schema(request=s.StatePatch, responses=s.StateOut)
+    @extend_schema(request=s.StatePatch, responses=s.StateOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str, env: str) -> Response:
         state = self.state(request, project, key, env)
         changes, reason, version = s.changes_of(self.valid(s.StatePatch(), request.data))
-        assert version is not None
-        state = services.update_flag_state(
-            state, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.StateOut(state).data)
+        edit = services.Edit(services.STATE, state, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.StateOut(edit.target).data)
 
 
 class StateList(ManagementView):
@@ -184,7 +244,22 @@ class Kill(StateView):
         """The kill switch: off at once, no version check, no approval step."""
         state = self.state(request, project, key, env)
         reason = self.valid(s.KillIn(), request.data)["reason"]
-        state = services.kill_flag(state, actor=request.user, source=SOURCE, reason=reason)
+        state = services.kill_flag(state, actor=self.actor(request), source=SOURCE, reason=reason)
+        return Response(s.StateOut(state).data)
+
+
+class Serve(StateView):
+    @extend_schema(request=s.ServeIn, responses=s.StateOut)
+    def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        """Emergency: serve one variant to everyone in this environment now (ops and
+        kill-switch flags may be turned on this way; any flag may be turned off). No version
+        check and no approval step; a reason is required, and the approvers are notified."""
+        state = self.state(request, project, key, env)
+        data = self.valid(s.ServeIn(), request.data)
+        state = services.serve_now(
+            state, variant=data["variant"], actor=self.actor(request), source=SOURCE,
+            reason=data["reason"],
+        )  # fmt: skip
         return Response(s.StateOut(state).data)
 
 
@@ -217,15 +292,17 @@ class History(StateView):
 
 
 class Revert(StateView):
-    @extend_schema(request=s.RevertIn, responses=s.StateOut)
+    @extend_schema(request=s.RevertIn, responses=s.StateOut, parameters=[DRY_RUN])
     def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        """Restores the targeting of an earlier version (from history) as a new version."""
         state = self.state(request, project, key, env)
         data = self.valid(s.RevertIn(), request.data)
-        state = services.revert_flag_state(
-            state, data["history_id"], actor=request.user, source=SOURCE,
-            reason=data["reason"], expected_version=data.get("version"),
-        )  # fmt: skip
-        return Response(s.StateOut(state).data)
+        changes, old = services.revert_changes(state, data["history_id"])
+        edit = services.Edit(
+            services.STATE, state, changes, data.get("version"), note=f"(revert to version {old})"
+        )
+        done = self.submit(request, edit, data["reason"])
+        return done if isinstance(done, Response) else Response(s.StateOut(edit.target).data)
 
 
 class SegmentList(ManagementView):
@@ -256,7 +333,7 @@ class SegmentDetail(ManagementView):
     def get(self, request: Request, project: str, key: str) -> Response:
         return Response(s.SegmentOut(self.segment(request, project, key)).data)
 
-    @extend_schema(request=s.SegmentPatch, responses=s.SegmentOut)
+    @extend_schema(request=s.SegmentPatch, responses=s.SegmentOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
         changes, reason, version = s.changes_of(
@@ -267,20 +344,24 @@ class SegmentDetail(ManagementView):
                 {"errors": [{"path": "version", "message": "This field is required."}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        segment = services.update_segment(
-            segment, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.SegmentOut(segment).data)
+        edit = services.Edit(services.SEGMENT, segment, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.SegmentOut(edit.target).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        parameters=[
+            VERSION,
+            OpenApiParameter("reason", str, description="Why (required in production)"),
+        ],
         responses={204: None},
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
         reason = s.query_reason(request.query_params)
-        services.delete_segment(segment, actor=request.user, source=SOURCE, reason=reason)
+        change = services.DeleteSegment(segment, self.version_param(request))
+        done = self.submit(request, change, reason)
+        if isinstance(done, Response):
+            return done
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter
+from flagsite_sdk.engine.keys import KEY_PATTERN, KEY_RULE
 from rest_framework import serializers
 
 from flags.history import REASON_MAX_LENGTH
@@ -46,9 +48,20 @@ def reason_field(*, required: bool = False, help_text: str = "") -> StrictCharFi
     return StrictCharField(required=required, max_length=REASON_MAX_LENGTH, help_text=text, **extra)
 
 
+class _KeyValidator(RegexValidator):
+    """The engine's key rule (flags.models.validate_key); a RegexValidator only so that the
+    OpenAPI document shows the pattern."""
+
+    def __init__(self) -> None:
+        super().__init__(KEY_PATTERN, KEY_RULE)
+
+    def __call__(self, value: Any) -> None:
+        KEY_VALIDATOR(value)
+
+
 def key_field(*, required: bool = True) -> StrictCharField:
-    """A flag, segment or environment key: the models' pattern, so OpenAPI shows it too."""
-    return StrictCharField(max_length=100, required=required, validators=[KEY_VALIDATOR])
+    """A flag, segment or environment key: the engine's rule, within the 100-character column."""
+    return StrictCharField(max_length=100, required=required, validators=[_KeyValidator()])
 
 
 def api_path(path: str) -> str:
@@ -142,6 +155,11 @@ class StatePatch(Versioned):
 
 class KillIn(serializers.Serializer[Any]):
     reason = reason_field(required=True, help_text="Why the flag is being killed (audited).")
+
+
+class ServeIn(serializers.Serializer[Any]):
+    variant = StrictCharField(max_length=100, help_text="The variant everyone gets now.")
+    reason = reason_field(required=True, help_text="Why (audited; the approvers are told).")
 
 
 class HistoryOut(serializers.Serializer[Any]):

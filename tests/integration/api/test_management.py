@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags import roles
 from tests.integration.api.conftest import World
 
@@ -82,8 +82,13 @@ def test_kill_history_and_revert(client: Client, world: World) -> None:
     assert history[0]["reason"].startswith("incident 42")
     assert history[0]["source"] == "api"
     enabled_before = next(h for h in history if h["enabled"])
+    no_version = send(client, world, "post", f"{STATE}/revert",
+                      {"historyId": enabled_before["historyId"], "reason": "fixed"})  # fmt: skip
+    assert no_version.status_code == 400
+    assert no_version.json()["errors"][0]["path"] == "version"
     reverted = send(client, world, "post", f"{STATE}/revert",
-                    {"historyId": enabled_before["historyId"], "reason": "fixed"})  # fmt: skip
+                    {"historyId": enabled_before["historyId"], "reason": "fixed",
+                     "version": history[0]["version"]})  # fmt: skip
     assert reverted.status_code == 200, reverted.content
     assert reverted.json()["enabled"] is True
     evaluated = send(client, world, "post", "/api/v1/evaluate", {"flag": "banner"}, kind="server")
@@ -98,7 +103,7 @@ def test_management_keys_are_scoped_and_act_as_their_creator(client: Client, wor
     assert send(client, world, "get", STATE, kind="server").status_code == 403
     viewer = User.objects.create_user("viewer", password="pw-viewer-123")
     roles.grant_role(viewer, world.project, roles.Role.VIEWER)
-    _, raw = ApiKey.issue(environment=world.dev, kind="management", name="v", created_by=viewer)
+    _, raw = provision(environment=world.dev, kind="management", name="v", created_by=viewer)
     headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert client.get(STATE, **headers).status_code == 200
     denied = client.post(

@@ -99,7 +99,8 @@ class ChangeRequestList(ManagementView):
             "author", "reviewer", "applied_by"
         )
         if "status" in request.query_params:
-            rows = rows.filter(status=request.query_params["status"])
+            chosen = s.query_choice(request.query_params, "status", ChangeRequest.Status.values)
+            rows = rows.filter(status=chosen)
         return self.page(request, rows.order_by("-created_at", "-pk"), ChangeRequestOut)
 
     @extend_schema(request=ProposalIn, responses={201: ChangeRequestOut})

@@ -118,11 +118,17 @@ class EvaluateView(AsyncApiView):
         client = key.kind == "client"
         snap = await evaluation.aget_snapshot(key.environment_id)
         single = data.get("flag")
+        many = data.get("flags")
+        if "flag" in data and not isinstance(single, str):
+            raise ValidationError({"flag": ["A flag key (string)."]})
+        if "flags" in data and not (
+            isinstance(many, list) and all(isinstance(k, str) for k in many)
+        ):
+            raise ValidationError({"flags": ["A list of flag keys (strings)."]})
         if isinstance(single, str):
             details = evaluate_one(snap, single, context, data.get("default"), client=client)
             return Response(details_json(details, client=client))
-        many = data.get("flags")
-        if not isinstance(many, list) or not all(isinstance(k, str) for k in many):
+        if not isinstance(many, list):
             raise ValidationError({"flag": ["Give a flag key in 'flag' or a list in 'flags'."]})
         out = [details_json(evaluate_one(snap, k, context, None, client=client), client=client)
                for k in many]  # fmt: skip
@@ -137,7 +143,9 @@ class EvaluateAllView(AsyncApiView):
     throttle_classes = [EvaluationThrottle]
 
     @extend_schema(
-        request=inline_serializer("BootstrapRequest", {"context": serializers.DictField()}),
+        request=inline_serializer(
+            "BootstrapRequest", {"context": serializers.DictField(required=False)}
+        ),
         responses={
             200: inline_serializer(
                 "BootstrapResponse",

@@ -15,7 +15,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -23,6 +22,7 @@ from rest_framework.serializers import Serializer
 from flags import roles, services
 from flags.api import serializers as s
 from flags.api.base import ApiView
+from flags.api.pagination import Pagination
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.throttling import ManagementThrottle
 from flags.models import Environment, Flag, FlagState, Project, Segment
@@ -82,7 +82,7 @@ class ManagementView(ApiView):
         self, request: Request, change: services.Change, reason: str
     ) -> Response | services.Outcome:
         """Runs one change; a preview response for ``?dryRun=true``, else the outcome."""
-        dry = _bool(str(request.query_params.get("dryRun", "false")))
+        dry = s.query_bool(request.query_params, "dryRun")
         mode = services.Mode.DRY_RUN if dry else services.Mode.APPLY
         try:
             outcome = services.submit(
@@ -116,13 +116,9 @@ class ManagementView(ApiView):
     def page(
         self, request: Request, queryset: QuerySet[Any], out: type[Serializer[Any]]
     ) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         rows = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(out(rows, many=True).data)
-
-
-def _bool(value: str) -> bool:
-    return value.lower() in ("1", "true", "yes")
 
 
 def change_project_key(change: services.Change) -> str:
@@ -136,13 +132,13 @@ class FlagList(ManagementView):
         proj = self.project(request, project)
         flags = Flag.objects.filter(project=proj).select_related("project").order_by("key")
         params = request.query_params
-        flags = flags.filter(archived=_bool(params.get("archived", "false")))
+        flags = flags.filter(archived=s.query_bool(params, "archived"))
         if "kind" in params:
-            flags = flags.filter(kind=params["kind"])
+            flags = flags.filter(kind=s.query_choice(params, "kind", Flag.Kind.values))
         if "tag" in params:
             flags = flags.filter(tags__contains=[params["tag"]])
         if "clientVisible" in params:
-            flags = flags.filter(client_visible=_bool(params["clientVisible"]))
+            flags = flags.filter(client_visible=s.query_bool(params, "clientVisible"))
         if "search" in params:
             flags = flags.filter(key__icontains=params["search"]) | flags.filter(
                 name__icontains=params["search"]
@@ -237,7 +233,7 @@ class StateList(ManagementView):
             raise PermissionDenied(f"You may not view flags in {environment}.")
         states = FlagState.objects.filter(environment=environment, flag__archived=False)
         if "enabled" in request.query_params:
-            states = states.filter(enabled=_bool(request.query_params["enabled"]))
+            states = states.filter(enabled=s.query_bool(request.query_params, "enabled"))
         states = states.select_related("flag", "environment").order_by("flag__key")
         return self.page(request, states, s.StateOut)
 
@@ -274,7 +270,7 @@ class History(StateView):
         state = self.state(request, project, key, env)
         records = FlagState.history.filter(id=state.pk).select_related("history_user")
         records = records.order_by("-history_date", "-history_id")
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         rows = paginator.paginate_queryset(records, request, view=self) or []
         out = [
             {

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
+
+from flags.api.pagination import Pagination
 
 
 class ErrorItem(serializers.Serializer[Any]):
@@ -40,6 +41,15 @@ class Conflict(serializers.Serializer[Any]):
     detail = serializers.CharField()
     currentVersion = serializers.IntegerField(required=False, help_text="On a stale version.")
     approvalRequired = serializers.BooleanField(required=False, help_text="Submit a request.")
+
+
+class PreviewOut(serializers.Serializer[Any]):
+    """What ``?dryRun=true`` answers instead of the object (flags.api.management)."""
+
+    dryRun = serializers.BooleanField()
+    summary = serializers.CharField()
+    needsApproval = serializers.BooleanField()
+    environments = serializers.ListField(child=serializers.DictField())
 
 
 _ERRORS: dict[int, OpenApiResponse] = {
@@ -86,8 +96,8 @@ class FlagsiteAutoSchema(AutoSchema):
     # so the additions go into the private steps that call them.
     def _get_pagination_parameters(self) -> list[dict[str, Any]]:
         if self._is_paginated_list(self.get_response_serializers()):
-            parameters: list[dict[str, Any]] = (
-                LimitOffsetPagination().get_schema_operation_parameters(self.view)
+            parameters: list[dict[str, Any]] = Pagination().get_schema_operation_parameters(
+                self.view
             )
             return parameters
         return []
@@ -102,6 +112,8 @@ class FlagsiteAutoSchema(AutoSchema):
             responses = {204: None}
         else:  # a DELETE that answers with a body (archive) sends 200, and so says the document
             responses = {200: declared}
+        if self._has_dry_run():
+            responses = self._with_preview(responses)
         if not self.path.startswith("/ofrep/"):  # OFREP: the protocol's shapes (ofrep_schema)
             for status in self._error_statuses():
                 if not any(str(code) == str(status) for code in responses):
@@ -112,6 +124,24 @@ class FlagsiteAutoSchema(AutoSchema):
                 serializer, str(code), direction=direction
             )
         return bodies
+
+    def _has_dry_run(self) -> bool:
+        return any(getattr(p, "name", None) == "dryRun" for p in self.get_override_parameters())
+
+    def _with_preview(self, responses: dict[Any, Any]) -> dict[Any, Any]:
+        """A dry run answers 200 with a preview, in place of (or besides) the usual answer."""
+        out = dict(responses)
+        for code in ("200", "201"):
+            match = next((c for c in out if str(c) == code), None)
+            if match is not None and out[match] is not None:
+                out[match] = PolymorphicProxySerializer(
+                    component_name=f"{self.get_operation_id()}_or_preview",
+                    serializers=[out[match], PreviewOut],
+                    resource_type_field_name=None,
+                )
+        if not any(str(c) == "200" for c in out):
+            out[200] = PreviewOut
+        return out
 
     def _error_statuses(self) -> list[int]:
         statuses = [400, 401, 403]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter
+from flagsite_sdk.engine.keys import KEY_PATTERN, KEY_RULE
 from rest_framework import serializers
 
 from flags.history import REASON_MAX_LENGTH
@@ -47,9 +49,20 @@ def reason_field(*, required: bool = False, help_text: str = "") -> StrictCharFi
     return StrictCharField(required=required, max_length=REASON_MAX_LENGTH, help_text=text, **extra)
 
 
+class _KeyValidator(RegexValidator):
+    """The engine's key rule (flags.models.validate_key); a RegexValidator only so that the
+    OpenAPI document shows the pattern."""
+
+    def __init__(self) -> None:
+        super().__init__(KEY_PATTERN, KEY_RULE)
+
+    def __call__(self, value: Any) -> None:
+        KEY_VALIDATOR(value)
+
+
 def key_field(*, required: bool = True) -> StrictCharField:
-    """A flag, segment or environment key: the models' pattern, so OpenAPI shows it too."""
-    return StrictCharField(max_length=100, required=required, validators=[KEY_VALIDATOR])
+    """A flag, segment or environment key: the engine's rule, within the 100-character column."""
+    return StrictCharField(max_length=100, required=required, validators=[_KeyValidator()])
 
 
 def api_path(path: str) -> str:
@@ -245,6 +258,21 @@ def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | No
     reason: str = data.pop("reason", "") or ""
     version: int | None = data.pop("version", None)
     return data, reason, version
+
+
+def query_bool(params: Any, name: str) -> bool:
+    """A boolean filter: ``true`` or ``false`` (as OpenAPI writes them); absent is false."""
+    values = [v.lower() for v in params.getlist(name)]
+    if any(v not in ("true", "false") for v in values):
+        raise serializers.ValidationError({name: ["Give true or false."]})
+    return bool(values) and values[-1] == "true"
+
+
+def query_choice(params: Any, name: str, choices: list[str]) -> str:
+    values = params.getlist(name)
+    if not values or any(v not in choices for v in values):
+        raise serializers.ValidationError({name: [f"One of {', '.join(choices)}."]})
+    return str(values[-1])
 
 
 class ReasonQuery(serializers.Serializer[Any]):

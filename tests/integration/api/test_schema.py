@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from flagsite_sdk.engine.keys import KEY_PATTERN
 
 from flags.history import REASON_MAX_LENGTH
 
@@ -60,7 +61,7 @@ def test_the_schema_says_what_the_server_does(tmp_path: Path) -> None:
     body_ref = patch["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body = components[body_ref.rsplit("/", 1)[1]]
     assert body["required"] == ["version"]
-    assert body["properties"]["key"]["pattern"] == "^[a-z0-9][a-z0-9_.-]{0,99}$"
+    assert body["properties"]["key"]["pattern"] == KEY_PATTERN
     assert body["properties"]["key"]["maxLength"] == 100
     assert body["properties"]["reason"]["maxLength"] == REASON_MAX_LENGTH
     # Archiving answers 200 with the flag (not 204); deleting a segment answers 204.

@@ -431,6 +431,7 @@ def archive_flag(
         if locked.archived == archived:
             return locked
         locked.archived = archived
+        locked.archived_at = timezone.now() if archived else None
         locked.version += 1
         stamp(locked, user=who.user, source=source, reason=reason)
         locked.save()

@@ -158,6 +158,17 @@ class _FoldConstants(cst.CSTTransformer):
             return cst.Name("True" if left != right else "False")
         return updated
 
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        # A kept branch that returns makes whatever followed the old if unreachable.
+        for index, statement in enumerate(updated.body):
+            if isinstance(statement, cst.SimpleStatementLine) and any(
+                isinstance(small, cst.Return | cst.Raise) for small in statement.body
+            ):
+                return updated.with_changes(body=updated.body[: index + 1])
+        return updated
+
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         updated = updated.with_changes(test=_condition(updated.test))
         truth = _truth(updated.test)
@@ -300,11 +311,13 @@ def rewrite_python(
     folded = replaced.visit(_FoldConstants())
     before_used = _used_names(module)
     after_used = _used_names(folded)
-    context = CodemodContext()
-    for local, (source_module, obj) in _imported_names(folded).items():
-        if local in before_used and local not in after_used:
-            RemoveImportsVisitor.remove_unused_import(context, source_module, obj)
-    cleaned = cst.metadata.MetadataWrapper(folded).visit(RemoveImportsVisitor(context))
+    gone = [
+        (source_module, obj, None)
+        for local, (source_module, obj) in _imported_names(folded).items()
+        if local in before_used and local not in after_used
+    ]
+    wrapper = cst.MetadataWrapper(folded)
+    cleaned = wrapper.visit(RemoveImportsVisitor(CodemodContext(wrapper=wrapper), gone))
     return Rewrite(path, source, cleaned.code, replace.changed)
 
 

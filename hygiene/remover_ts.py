@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
-from polyglot_piranha import (  # type: ignore[import-untyped]
+from polyglot_piranha import (
     OutgoingEdges,
     PiranhaArguments,
     Rule,
@@ -131,7 +131,7 @@ def _literal_comparisons(variant: str) -> list[Rule]:
     """``"beta" === "beta"`` and the like, once a variant check became its literal."""
     mine = f'(string (string_fragment) @s (#eq? @s "{variant}"))'
     other = f'(string (string_fragment) @t (#not-eq? @t "{variant}"))'
-    rules = []
+    rules: list[Rule] = []
     for op, equal in (("===", True), ("==", True), ("!==", False), ("!=", False)):
         for left, right, same in ((mine, mine, True), (mine, other, False), (other, mine, False)):
             outcome = "true" if same == equal else "false"
@@ -154,11 +154,14 @@ def _graph(key: str, served: Served) -> RuleGraph:
     return RuleGraph(rules=rules + cleanups, edges=edges)
 
 
-def _language(suffix: str) -> str:
+Language = Literal["tsx", "typescript"]
+
+
+def _language(suffix: str) -> Language:
     return "tsx" if suffix in (".tsx", ".jsx", ".js", ".mjs", ".cjs") else "typescript"
 
 
-def _run(code: str, graph: RuleGraph, language: str) -> tuple[str, int]:
+def _run(code: str, graph: RuleGraph, language: Language) -> tuple[str, int]:
     args = PiranhaArguments(code_snippet=code, language=language, rule_graph=graph)
     summaries: list[Any] = execute_piranha(args)
     if not summaries:
@@ -167,7 +170,7 @@ def _run(code: str, graph: RuleGraph, language: str) -> tuple[str, int]:
     return str(summaries[0].content), rewrites
 
 
-def _unused_imports(before: str, after: str, language: str) -> str:
+def _unused_imports(before: str, after: str, language: Language) -> str:
     """Drops import specifiers of check functions that the rewrite left unused."""
     rules = []
     for name in (*BOOLEAN_CALLS, *VARIANT_CALLS, *VALUE_CALLS):

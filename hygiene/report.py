@@ -107,7 +107,9 @@ def build_report(now: datetime, projects: list[Project] | None = None) -> Report
         t, _ = selectors.thresholds(project)
         refs = selectors.references_by_flag(project) or {}
         for flag, facts, a in assess_project(project, now):
-            if lifecycle.at_full_rollout_for(facts, now, t.at_full_days):
+            # Permanent kinds (kill switches, permissions) are meant to stay at 100%.
+            temporary = t.is_temporary(facts.kind)
+            if temporary and lifecycle.at_full_rollout_for(facts, now, t.at_full_days):
                 trend.at_full_over_30_days += 1
             if not a.stale:
                 continue

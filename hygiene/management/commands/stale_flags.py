@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,6 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON instead of text.")
         parser.add_argument("--project", help="Only this project (its key).")
+        parser.add_argument(
+            "--at", type=datetime.fromisoformat, help="Report as of this ISO time (default: now)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         projects = None
@@ -26,7 +30,10 @@ class Command(BaseCommand):
             projects = list(Project.objects.filter(key=options["project"]))
             if not projects:
                 raise CommandError(f"No project with key {options['project']!r}.")
-        report = build_report(timezone.now(), projects)
+        at = options["at"] or timezone.now()
+        if timezone.is_naive(at):
+            raise CommandError("--at needs a time zone, e.g. 2026-06-01T12:00:00+00:00.")
+        report = build_report(at, projects)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_json(), indent=2))
             return

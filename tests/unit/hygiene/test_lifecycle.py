@@ -218,7 +218,11 @@ def rollout(*weights: tuple[str, int]) -> dict[str, object]:
     ],
 )
 def test_served_single_variant(
-    enabled: bool, rules: list, serve: dict, prereqs: list, single: str | None
+    enabled: bool,
+    rules: list[dict[str, object]],
+    serve: dict[str, object],
+    prereqs: list[object],
+    single: str | None,
 ) -> None:
     assert served_single_variant(enabled, "off", rules, serve, prereqs) == single
 

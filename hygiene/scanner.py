@@ -229,6 +229,9 @@ def _alias_uses(text: str, aliases: dict[str, str], skip: set[int]) -> list[tupl
         after = text[match.end() : match.end() + 4].lstrip(" ")
         if after.startswith("=") and not after.startswith("=="):
             continue  # the alias's definition
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if text[line_start:].lstrip().startswith("import "):
+            continue  # importing the constant is not using the flag
         found.append((_line_of(text, match.start(1)), aliases[match[1]], "alias"))
     return found
 

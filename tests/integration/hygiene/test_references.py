@@ -189,7 +189,9 @@ def test_upload_round_trip(tree: Path, flagsite_server: ServerProcess) -> None:
         ),
     ],
 )
-def test_bad_uploads_name_the_field(client, shop: Project, body: dict, field: str) -> None:
+def test_bad_uploads_name_the_field(
+    client, shop: Project, body: dict[str, object], field: str
+) -> None:
     owner = User.objects.create_superuser("owner", "owner@example.test", "pw-owner-123")
     dev = Environment.objects.get(project=shop, key="development")
     _, raw = ApiKey.issue(environment=dev, kind="management", name="ci", created_by=owner)

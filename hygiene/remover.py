@@ -275,6 +275,22 @@ def _module_aliases(module: cst.Module, key: str) -> set[str]:
     return found
 
 
+def _keep_gap_after_docstring(original: cst.Module, cleaned: cst.Module) -> cst.Module:
+    """A removed first import takes the blank line after the module docstring with it."""
+    if len(original.body) < 2 or len(cleaned.body) < 2:
+        return cleaned
+    if not cleaned.body[0].deep_equals(original.body[0]):
+        return cleaned
+    second = cleaned.body[1]
+    if isinstance(second, cst.SimpleStatementLine | cst.BaseCompoundStatement) and not (
+        second.leading_lines
+    ):
+        gap = [cst.EmptyLine()]
+        body = [cleaned.body[0], second.with_changes(leading_lines=gap), *cleaned.body[2:]]
+        return cleaned.with_changes(body=body)
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Rewrite:
     path: str
@@ -318,6 +334,7 @@ def rewrite_python(
     ]
     wrapper = cst.MetadataWrapper(folded)
     cleaned = wrapper.visit(RemoveImportsVisitor(CodemodContext(wrapper=wrapper), gone))
+    cleaned = _keep_gap_after_docstring(module, cleaned)
     return Rewrite(path, source, cleaned.code, replace.changed)
 
 

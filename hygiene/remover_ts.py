@@ -11,6 +11,7 @@ rewrite left unused.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any, Literal
 
@@ -23,6 +24,9 @@ from polyglot_piranha import (
 )
 
 from hygiene.remover import Rewrite, Served
+
+# Piranha logs every file it touches at INFO; a diff says more.
+logging.getLogger("polyglot_piranha").setLevel(logging.WARNING)
 
 BOOLEAN_CALLS = ("isEnabled", "useFeatureFlag", "getBooleanValue", "useBooleanFlagValue")
 VARIANT_CALLS = ("variant", "getVariant", "useVariant")
@@ -129,13 +133,18 @@ def _cleanups() -> list[Rule]:
 
 def _literal_comparisons(variant: str) -> list[Rule]:
     """``"beta" === "beta"`` and the like, once a variant check became its literal."""
-    mine = f'(string (string_fragment) @s (#eq? @s "{variant}"))'
-    other = f'(string (string_fragment) @t (#not-eq? @t "{variant}"))'
+
+    def mine(side: str) -> str:
+        return f'(string (string_fragment) @{side} (#eq? @{side} "{variant}"))'
+
+    def other(side: str) -> str:
+        return f'(string (string_fragment) @{side} (#not-eq? @{side} "{variant}"))'
+
     rules: list[Rule] = []
     for op, equal in (("===", True), ("==", True), ("!==", False), ("!=", False)):
         for left, right, same in ((mine, mine, True), (mine, other, False), (other, mine, False)):
             outcome = "true" if same == equal else "false"
-            query = f'(binary_expression left: {left} operator: "{op}" right: {right}) @e'
+            query = f'(binary_expression left: {left("l")} operator: "{op}" right: {right("r")}) @e'
             rules.append(_cleanup(f"compare_{len(rules)}", query, "e", outcome))
     return rules
 
@@ -170,35 +179,56 @@ def _run(code: str, graph: RuleGraph, language: Language) -> tuple[str, int]:
     return str(summaries[0].content), rewrites
 
 
+IMPORTED = re.compile(
+    r"^\s*(?:import\s+(?P<es>[^;]*?)\s+from\s|(?:const|let|var)\s+(?P<req>[^=]+?)\s*=\s*require\()",
+    re.MULTILINE,
+)
+
+
+def _imported_names(code: str) -> set[str]:
+    """Local names bound by ES imports and by ``const x = require(...)`` declarations."""
+    names: set[str] = set()
+    for match in IMPORTED.finditer(code):
+        clause = match["es"] or match["req"] or ""
+        for part in re.split(r"[{},]", clause):
+            words = part.replace("* as", "").split()
+            if words and words[-1] not in ("type", "as"):
+                names.add(words[-1])
+    return names
+
+
+def _drop_rules(name: str) -> list[Rule]:
+    q = f'(#eq? @n "{name}")'
+    queries = {
+        # The only name an import statement brings in: the whole statement goes.
+        "import": f"(import_statement (import_clause (named_imports . (import_specifier "
+        f"name: (identifier) @n) .))) @e {q}",
+        "default": f"(import_statement (import_clause . (identifier) @n .)) @e {q}",
+        # One name among several.
+        "specifier": f"(import_specifier name: (identifier) @n) @e {q}",
+        "require": "(lexical_declaration (variable_declarator name: [(identifier) @n "
+        "(object_pattern . (shorthand_property_identifier_pattern) @n .)] value: "
+        f'(call_expression function: (identifier) @r (#eq? @r "require")))) @e {q}',
+    }
+    return [
+        Rule(
+            name=f"drop_{kind}_{name}",
+            query=f"({query})",
+            replace_node="e",
+            replace="",
+            is_seed_rule=True,
+        )  # fmt: skip
+        for kind, query in queries.items()
+    ]
+
+
 def _unused_imports(before: str, after: str, language: Language) -> str:
-    """Drops import specifiers of check functions that the rewrite left unused."""
+    """Drops imports that the rewrite left unused (those unused before are left alone)."""
     rules = []
-    for name in (*BOOLEAN_CALLS, *VARIANT_CALLS, *VALUE_CALLS):
+    for name in sorted(_imported_names(before)):
         used = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
         if len(used.findall(before)) > 1 and len(used.findall(after)) == 1:
-            only = (
-                f"(import_statement (import_clause (named_imports . (import_specifier name: "
-                f'(identifier) @n) .)) (#eq? @n "{name}")) @e'
-            )
-            some = f'(import_specifier name: (identifier) @n (#eq? @n "{name}")) @e'
-            rules.append(
-                Rule(
-                    name=f"drop_{name}",
-                    query=f"({only})",
-                    replace_node="e",
-                    replace="",
-                    is_seed_rule=True,
-                )
-            )
-            rules.append(
-                Rule(
-                    name=f"drop_spec_{name}",
-                    query=f"({some})",
-                    replace_node="e",
-                    replace="",
-                    is_seed_rule=True,
-                )
-            )
+            rules += _drop_rules(name)
     if not rules:
         return after
     cleaned, _ = _run(after, RuleGraph(rules=rules, edges=[]), language)
@@ -219,4 +249,6 @@ def rewrite_script(source: str, key: str, served: Served, path: str, suffix: str
     if not count:
         return Rewrite(path, source, source, 0)
     after = _unused_imports(source, after, language)
+    if not source.startswith("\n"):
+        after = after.lstrip("\n")  # a removed first import leaves its line break
     return Rewrite(path, source, after, count)

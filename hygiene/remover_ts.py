@@ -217,7 +217,7 @@ def _drop_rules(name: str) -> list[Rule]:
             replace_node="e",
             replace="",
             is_seed_rule=True,
-        )  # fmt: skip
+        )
         for kind, query in queries.items()
     ]
 

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 # would otherwise hop to a thread twice each per request (flagsite.middleware says why it is safe).
 MIDDLEWARE = [
     "flagsite.observability.RequestIdMiddleware",
+    "flags.api.middleware.ApiInputMiddleware",
     "flagsite.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "flagsite.middleware.SessionMiddleware",
@@ -238,7 +239,10 @@ REST_FRAMEWORK: dict[str, Any] = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["flags.api.parsers.JSONBodyParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "flags.api.schema.FlagsiteAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -247,9 +251,28 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A PATCH takes the same fields as documented, ``version`` required (no "Patched" copies).
+    "COMPONENT_SPLIT_PATCH": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OfrepFailureCodeEnum": "flags.api.ofrep_schema.FAILURE_CODES",
+        "OfrepNotFoundCodeEnum": "flags.api.ofrep_schema.NOT_FOUND_CODES",
+        "OfrepGeneralCodeEnum": "flags.api.ofrep_schema.GENERAL_CODES",
+        "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
+        "FlagKindEnum": "flags.models.Flag.Kind",
+        "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+    },
 }
 
+# --- History --------------------------------------------------------------------------------
+# Reasons are stored as text: the 100-character column simple-history uses by default made a
+# long kill-switch reason a 500. The length users may send is checked at the edge (see
+# flags.history.REASON_MAX_LENGTH); what services record (a reason plus a note) always fits.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 # --- Public API (flags.api) ----------------------------------------------------------------
+# Largest request body (bytes); more is a 413. Event batches (up to 10,000 events) get more.
+FLAGSITE_API_MAX_BODY_BYTES: int = env.int("FLAGSITE_API_MAX_BODY_BYTES", default=1 << 20)
+FLAGSITE_EVENTS_MAX_BODY_BYTES: int = env.int("FLAGSITE_EVENTS_MAX_BODY_BYTES", default=16 << 20)
 # Seconds between ": heartbeat" comments on SDK streams (keeps proxies from closing them).
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
 # Open SDK streams one API key may hold per server process; more get 429 with Retry-After.

@@ -18,3 +18,8 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("api/v1/", include("hygiene.api.urls")),
 ]
+
+# JSON on the API's paths, Django's pages elsewhere (flags.api.errors).
+handler400 = "flags.api.errors.bad_request"
+handler404 = "flags.api.errors.page_not_found"
+handler500 = "flags.api.errors.server_error"

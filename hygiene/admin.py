@@ -15,10 +15,9 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from flags import roles, services
-from flags.admin.base import SOURCE, user_of
+from flags import roles
+from flags.admin.base import user_of
 from flags.admin.flag import FlagAdmin
-from flags.errors import ChangeRejected
 from flags.models import Flag, Project
 from hygiene import report, selectors
 from hygiene.lifecycle import Assessment, Stage
@@ -123,22 +122,15 @@ class HygieneFlagAdmin(FlagAdmin):
         if not all(roles.can(user, "archive_flag", f) for f in flags):
             raise PermissionDenied("You may not archive these flags.")
         referenced = still_referenced(flags)
-        reason = request.POST.get("reason", "").strip()
-        if request.POST.get("confirm") == "yes" and reason:
-            try:
-                for f in flags:
-                    services.archive_flag(f, actor=user, source=SOURCE, reason=reason)
-            except ChangeRejected as exc:
-                messages.error(request, f"Not archived: {exc}")
-            else:
-                messages.success(request, f"Archived {len(flags)} flag(s).")
-                if referenced:
-                    messages.warning(
-                        request,
-                        "Code still references "
-                        + ", ".join(sorted(referenced))
-                        + ": it gets the off variant until the grace period ends.",
-                    )
+        if request.POST.get("confirm") == "yes" and request.POST.get("reason", "").strip():
+            super().archive_flags(request, queryset)  # archives (the reason is required there)
+            if referenced:
+                messages.warning(
+                    request,
+                    "Code still references "
+                    + ", ".join(sorted(referenced))
+                    + ": it gets the off variant until the grace period ends.",
+                )
             return None
         return TemplateResponse(
             request,

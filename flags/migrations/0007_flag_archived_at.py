@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flags', '0003_project_environment_versions'),
+        ('flags', '0005_governance'),
     ]
 
     operations = [

@@ -42,6 +42,7 @@ class StaleEntry:
     last_evaluated: str | None
     references: list[str]  # "repository: path:line  context"
     admin_url: str
+    removed_references: list[str] = field(default_factory=list)  # gone since the last scan
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Report:
         return [e for e in self.entries if e.owner_email and e.owner_email == email]
 
 
-def _entry(project: Project, flag: Flag, a: Assessment, refs: list[str]) -> StaleEntry:
+def _entry(
+    project: Project, flag: Flag, a: Assessment, refs: list[str], removed: list[str]
+) -> StaleEntry:
     return StaleEntry(
         project=project.key,
         key=flag.key,
@@ -84,6 +87,7 @@ def _entry(project: Project, flag: Flag, a: Assessment, refs: list[str]) -> Stal
         last_evaluated=a.last_evaluated.isoformat() if a.last_evaluated else None,
         references=refs,
         admin_url=admin_url(flag.pk),
+        removed_references=removed,
     )
 
 
@@ -106,6 +110,11 @@ def build_report(now: datetime, projects: list[Project] | None = None) -> Report
     for project in projects if projects is not None else Project.objects.order_by("key"):
         t, _ = selectors.thresholds(project)
         refs = selectors.references_by_flag(project) or {}
+        removed: dict[str, list[str]] = {}
+        for upload in selectors.latest_uploads(project):
+            for gone in selectors.removed_references(upload):
+                line = f"{upload.repository}: {gone.path}:{gone.line}  {gone.context}"
+                removed.setdefault(gone.flag_key, []).append(line)
         for flag, facts, a in assess_project(project, now):
             # Permanent kinds (kill switches, permissions) are meant to stay at 100%.
             temporary = t.is_temporary(facts.kind)
@@ -116,13 +125,13 @@ def build_report(now: datetime, projects: list[Project] | None = None) -> Report
             lines = [
                 f"{r.repository}: {r.path}:{r.line}  {r.context}" for r in refs.get(flag.key, ())
             ]
-            entries.append(_entry(project, flag, a, lines))
+            entries.append(_entry(project, flag, a, lines, removed.get(flag.key, [])))
             if a.stale_since is not None and begin <= a.stale_since <= now:
                 trend.newly_stale.append(f"{project.key}/{flag.key}")
         in_week = {"project": project, "created_at__gte": begin, "created_at__lte": now}
         trend.added += [f"{project.key}/{k}" for k in _keys(Flag.objects.filter(**in_week))]
-        gone = {"project": project, "archived": True, "archived_at__gte": begin}
-        trend.removed += [f"{project.key}/{k}" for k in _keys(Flag.objects.filter(**gone))]
+        archived = {"project": project, "archived": True, "archived_at__gte": begin}
+        trend.removed += [f"{project.key}/{k}" for k in _keys(Flag.objects.filter(**archived))]
     entries.sort(key=lambda e: (e.stale_since, e.project, e.key))
     return Report(generated_at=now.isoformat(), entries=entries, trend=trend)
 

@@ -44,10 +44,12 @@ def test_the_report_finds_exactly_the_stale_flags(world: World) -> None:
 def test_weekly_email_goes_to_ops_and_owners_once_per_week(
     world: World, smtp_settings: SmtpServer
 ) -> None:
-    services.upload_references(
-        world.project, repository="shop-web", commit="abc123", user=None,
-        found=[services.Found("old-checkout", "app/checkout.py", 12, "if flags.is_enabled(", "")],
-    )  # fmt: skip
+    checkout = services.Found("old-checkout", "app/checkout.py", 12, "if flags.is_enabled(", "")
+    gone = services.Found("old-checkout", "web/Cart.tsx", 4, "useFeatureFlag(", "")
+    for commit, found in (("abc122", [checkout, gone]), ("abc123", [checkout])):
+        services.upload_references(
+            world.project, repository="shop-web", commit=commit, user=None, found=found
+        )
     first = services.send_weekly_report(world.now)
     assert first.sent
     assert first.recipients == sorted(
@@ -67,6 +69,9 @@ def test_weekly_email_goes_to_ops_and_owners_once_per_week(
     assert link in text
     assert f'href="{link}"' in html
     assert "shop-web: app/checkout.py:12" in text
+    removed = text[text.index("Removed since the last scan:") :]
+    assert "shop-web: web/Cart.tsx:4" in removed
+    assert "web/Cart.tsx:4" in html
     assert "app/checkout.py:12" in html
     assert "Stale since" in text
     assert "1 added, 1 removed, 1 newly stale; 1 flag(s) at 100% for over 30 days" in text

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from hygiene import services
-from hygiene.models import WeeklyReport
+from hygiene.models import HygieneSettings, WeeklyReport
 from hygiene.report import build_report
 from tests.integration.hygiene.conftest import SmtpServer
 from tests.integration.hygiene.world import World, build_world
@@ -119,3 +119,11 @@ def test_stale_flags_command_text_and_json(world: World) -> None:
     call_command("stale_flags", "--project", "shop", "--at", world.now.isoformat(), stdout=text)
     assert "shop/ghost-flag (release)" in text.getvalue()
     assert "not evaluated for over 30 days (never evaluated)" in text.getvalue()
+
+
+def test_project_thresholds_apply(world: World) -> None:
+    HygieneSettings.objects.create(project=world.project, launched_days=30, unused_days=60)
+    keys = {e.key for e in build_report(world.now).entries}
+    assert "old-checkout" not in keys  # launched 20 days ago: under the project's 30
+    assert "old-launch" in keys  # launched 40 days ago
+    assert "perm-admin" not in keys  # unused for 40 days: under the project's 60

@@ -6,6 +6,7 @@ class FlagsConfig(AppConfig):
     verbose_name = "Feature flags"
 
     def ready(self) -> None:
-        from flags import history
+        from flags import cors, history
 
         history.connect()
+        cors.connect()

@@ -6,17 +6,26 @@ validator is the only validator, so nothing saved here can be rejected by an SDK
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
+from flagsite_sdk.engine import key_problem
 from simple_history.models import HistoricalRecords
 
-KEY_VALIDATOR = RegexValidator(
-    r"^[a-z0-9][a-z0-9_.-]{0,99}$",
-    "Use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit.",
-)
+
+def validate_key(value: str) -> None:
+    """The engine's definition of a key (flagsite_sdk.engine.keys), so nothing saved here can
+    be refused by an SDK. A plain function: migrations refer to it by name, so a change of
+    the pattern needs no migration."""
+    problem = key_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_key")
+
+
+KEY_VALIDATOR = validate_key
 
 
 class AuditFields(models.Model):
@@ -68,6 +77,20 @@ class Project(models.Model):
         return self.name
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def validate_origins(value: object) -> None:
+    """A list of origins: scheme://host[:port] with no path, or "*"."""
+    if not isinstance(value, list):
+        raise ValidationError('A list of origins, such as ["https://app.example.com"].')
+    for origin in value:
+        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            raise ValidationError(
+                f"{str(origin)[:100]!r} is not an origin: scheme://host[:port], no path."
+            )
+
+
 class Environment(models.Model):
     DEFAULT_KEYS = ("development", "staging", "production")
 
@@ -80,6 +103,15 @@ class Environment(models.Model):
     )
     requires_approval = models.BooleanField(
         default=False, help_text="Changes need a second person's approval before they apply."
+    )
+    cors_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_origins],
+        help_text=(
+            "Web origins (https://app.example.com) whose pages may call the browser endpoints "
+            'with this environment\'s keys; "*" allows any origin.'
+        ),
     )
     version = models.PositiveIntegerField(default=1)
     history = _history()

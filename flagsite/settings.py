@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "guardian",
     "simple_history",
     "flags",
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "flags.api.middleware.ApiInputMiddleware",
     "flagsite.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
+    # CORS for the browser endpoints only; origins per environment (flags.cors decides).
+    "corsheaders.middleware.CorsMiddleware",
     "flagsite.middleware.SessionMiddleware",
     "flagsite.middleware.CommonMiddleware",
     "flagsite.middleware.CsrfViewMiddleware",
@@ -277,6 +280,13 @@ FLAGSITE_EVENTS_MAX_BODY_BYTES: int = env.int("FLAGSITE_EVENTS_MAX_BODY_BYTES", 
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
 # Open SDK streams one API key may hold per server process; more get 429 with Retry-After.
 FLAGSITE_SSE_MAX_STREAMS_PER_KEY: int = env.int("FLAGSITE_SSE_MAX_STREAMS_PER_KEY", default=2000)
+# Rulesets that heal: pub/sub is the fast path; each process also re-reads the stored versions
+# of the environments it serves (and the keys it has cached) every this many seconds, so a lost
+# message or a write from a process without Redis reaches it anyway. 0 turns the check off.
+FLAGSITE_HEAL_INTERVAL_SECONDS: float = env.float("FLAGSITE_HEAL_INTERVAL_SECONDS", default=1.0)
+# False: this process does not subscribe to Redis pub/sub (tests of the safety net; a process
+# that should rely on the periodic check only). Publishing is unaffected.
+FLAGSITE_REALTIME_PUBSUB: bool = env.bool("FLAGSITE_REALTIME_PUBSUB", default=True)
 # Requests per key (or per signed-in user) and window: "<count>/<s|min|hour|day>".
 FLAGSITE_API_RATES: dict[str, str] = {
     "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),
@@ -314,3 +324,14 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- CORS (django-cors-headers; flags.cors decides per environment) ---------------------------
+CORS_URLS_REGEX = r"^/(api/v1/(evaluate|evaluate/all|events|sdk/ruleset|sdk/stream)|ofrep/v1/.+)$"
+CORS_ALLOWED_ORIGINS: list[str] = []  # none globally: Environment.cors_origins says
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "accept", "authorization", "content-type", "if-none-match", "last-event-id",
+    "x-api-key", "x-flagsite-key", "x-request-id",
+)  # fmt: skip
+CORS_EXPOSE_HEADERS = ("ETag", "X-Request-ID", "Retry-After")
+CORS_PREFLIGHT_MAX_AGE = 600

@@ -30,7 +30,7 @@ from flags.services.base import (
 from flags.services.objects import IMMUTABLE_KEY
 
 PROJECT_FIELDS = ("name", "apply_on_approval")
-ENVIRONMENT_FIELDS = ("name", "sort_order", "is_production", "requires_approval")
+ENVIRONMENT_FIELDS = ("name", "sort_order", "is_production", "requires_approval", "cors_origins")
 DEFAULT_ENVIRONMENTS = (
     {"key": "development", "name": "Development", "sort_order": 0},
     {"key": "staging", "name": "Staging", "sort_order": 1},

@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags import services
 from flags.models import Environment, Project
 from hygiene.scanner import Reference, scan_paths
@@ -143,7 +143,7 @@ def test_upload_round_trip(tree: Path, flagsite_server: ServerProcess) -> None:
     for key in ("new-checkout", "banner", "kill-payments"):
         services.create_flag(project, data={"key": key, "name": key}, actor=owner, source=SYSTEM)
     dev = Environment.objects.get(project=project, key="development")
-    _, raw = ApiKey.issue(environment=dev, kind="management", name="ci", created_by=owner)
+    _, raw = provision(environment=dev, kind="management", name="ci", created_by=owner)
 
     first = _upload(flagsite_server, raw, tree, "c0ffee1")
     out, err = first.communicate(timeout=60)
@@ -194,7 +194,7 @@ def test_bad_uploads_name_the_field(
 ) -> None:
     owner = User.objects.create_superuser("owner", "owner@example.test", "pw-owner-123")
     dev = Environment.objects.get(project=shop, key="development")
-    _, raw = ApiKey.issue(environment=dev, kind="management", name="ci", created_by=owner)
+    _, raw = provision(environment=dev, kind="management", name="ci", created_by=owner)
     answer = client.post(
         "/api/v1/projects/shop/code-references", body, content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {raw}",

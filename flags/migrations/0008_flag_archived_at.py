@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flags', '0005_governance'),
+        ('flags', '0007_engine_key_validator'),
     ]
 
     operations = [

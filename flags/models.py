@@ -164,6 +164,8 @@ class Flag(models.Model):
     tags = models.JSONField(default=list, blank=True)
     expires_at = models.DateField(null=True, blank=True)
     archived = models.BooleanField(default=False)
+    # Archived flags are served off until the grace period (FLAGSITE_ARCHIVE_GRACE_DAYS) ends.
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1)

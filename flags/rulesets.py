@@ -7,9 +7,11 @@ docs/ruleset.md); the engine's validate_ruleset is the only validator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from flagsite_sdk.engine import RULESET_SCHEMA_VERSION, RulesetError, validate_ruleset
@@ -25,9 +27,21 @@ def default_off_variant(flag: Flag) -> str:
     return next(iter(variants), "off")
 
 
+def archive_grace() -> timedelta:
+    return timedelta(days=float(getattr(settings, "FLAGSITE_ARCHIVE_GRACE_DAYS", 7)))
+
+
+def in_archive_grace(flag: Flag, now: datetime) -> bool:
+    """An archived flag stays in rulesets, served off, until its grace period ends: SDKs and
+    code that still ask for it get its off variant instead of an unknown-flag default."""
+    return flag.archived_at is not None and now - flag.archived_at < archive_grace()
+
+
 def flag_document(flag: Flag, state: FlagState | None) -> dict[str, Any]:
-    """One flag's entry. A flag without a state row yet is served off."""
+    """One flag's entry. A flag without a state row yet, or archived, is served off."""
     off = state.off_variant if state is not None else default_off_variant(flag)
+    if flag.archived:
+        state = None
     doc: dict[str, Any] = {
         "key": flag.key,
         # Increases whenever the definition or this environment's targeting changes.
@@ -65,7 +79,15 @@ def segment_document(segment: Segment) -> dict[str, Any]:
 def build_ruleset_document(environment: Environment, *, version: int = 0) -> dict[str, Any]:
     """The document of ``environment`` as the database holds it now (in this transaction)."""
     states = {s.flag_id: s for s in FlagState.objects.filter(environment=environment)}
-    flags = Flag.objects.filter(project_id=environment.project_id, archived=False)
+    now = timezone.now()
+    every = list(Flag.objects.filter(project_id=environment.project_id).order_by("key"))
+    # A live flag's prerequisite stays (served off) even past the grace: dropping it would
+    # make the ruleset invalid.
+    live = {f.pk for f in every if not f.archived}
+    needed = {
+        p.get("flag") for s in states.values() if s.flag_id in live for p in s.prerequisites or []
+    }
+    flags = [f for f in every if f.pk in live or in_archive_grace(f, now) or f.key in needed]
     segments = Segment.objects.filter(project_id=environment.project_id)
     return {
         "schemaVersion": RULESET_SCHEMA_VERSION,
@@ -73,7 +95,7 @@ def build_ruleset_document(environment: Environment, *, version: int = 0) -> dic
         "environment": environment.key,
         "version": version,
         "generatedAt": timezone.now().isoformat(),
-        "flags": {f.key: flag_document(f, states.get(f.pk)) for f in flags.order_by("key")},
+        "flags": {f.key: flag_document(f, states.get(f.pk)) for f in flags},
         "segments": {s.key: segment_document(s) for s in segments.order_by("key")},
     }
 

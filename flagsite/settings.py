@@ -13,6 +13,7 @@ from typing import Any
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin classes be written ModelAdmin[Model] at run time, as the type checker wants.
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "analytics",
     "rollouts",
     "dashboards",
+    "hygiene",
 ]
 
 # Every entry is async-capable and, under ASGI, runs on the event loop: Django's own middleware
@@ -188,6 +190,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "analytics.tasks.export_exposures",
         "schedule": 60.0,
     },
+    # Mondays 07:00 UTC; the task itself sends at most once per week (hygiene.services).
+    "hygiene-weekly-stale-report": {
+        "task": "hygiene.tasks.send_weekly_stale_report",
+        "schedule": crontab(minute="0", hour="7", day_of_week="mon"),
+    },
+    "hygiene-archive-grace": {
+        "task": "hygiene.tasks.drop_expired_archived_flags",
+        "schedule": 3600.0,
+    },
 }
 # Analytics exports (analytics/exports): retries of one batch, and how long a stored exposure
 # waits before export (so an ingest transaction that commits late is never overtaken).
@@ -235,6 +246,10 @@ EMAIL_CONFIG = env.email_url(
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="flagsite@localhost")
 OPS_EMAILS: list[str] = env.list("OPS_EMAILS", default=[])
+# Where links in emails point (the admin's public address).
+FLAGSITE_BASE_URL: str = env.str("FLAGSITE_BASE_URL", default="http://localhost:8000")
+# Days an archived flag stays in SDK rulesets, served off, before it leaves them.
+FLAGSITE_ARCHIVE_GRACE_DAYS: float = env.float("FLAGSITE_ARCHIVE_GRACE_DAYS", default=7.0)
 
 # --- DRF ------------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import models
+from django.utils import timezone
 
 from flags import roles
 from flags.errors import ChangeRejected, FieldError
@@ -128,6 +129,9 @@ class Edit:
                 # A stored change request holds the owner by primary key.
                 value = User.objects.filter(pk=value).first()
             setattr(locked, name, value)
+        if isinstance(locked, Flag) and "archived" in self.changes:
+            # The archive time starts the grace period in which rulesets serve the flag off.
+            locked.archived_at = timezone.now() if locked.archived else None
         locked.version += 1
         if isinstance(locked, FlagState):
             locked.updated_by = who.user

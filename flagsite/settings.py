@@ -176,7 +176,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "analytics.tasks.purge_expired_events",
         "schedule": 3600.0,
     },
+    "rollout-checks": {
+        "task": "rollouts.tasks.check_rollouts",
+        "schedule": env.float("FLAGSITE_ROLLOUT_BEAT_SECONDS", default=30.0),
+    },
 }
+# Rollout bake times and check intervals run this many times faster (the demo's accelerated time).
+FLAGSITE_ROLLOUT_TIME_SCALE: float = env.float(
+    "FLAGSITE_ROLLOUT_TIME_SCALE", default=720.0 if FLAGSITE_ENV == "demo" else 1.0
+)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -1,0 +1,128 @@
+"""Every write a rollout makes to a flag, in one place: the seam to the flags write services.
+
+Rollouts act as automation (``Actor.automation("rollout:<id>")``, ``Source.AUTOMATION``) with
+the plan and its evidence in the reason, so the flag's history says who, why and on what
+evidence. Callers hold the plan's row lock; these functions take the flag state's lock
+through flags.services and return the FlagState version they wrote.
+
+Environments that require approval: flags.services refuses direct edits there, so a stage goes
+through the change-request flow, approved by the person who approved the plan (the plan's
+one-time approval covers each of its stages). A rollback never waits: it uses the same route
+when the plan is approved, and the kill switch (which needs no approval) otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flags import services as flag_services
+from flags.models import FlagState
+from flags.services import Actor, Source
+from rollouts.models import FULL, RolloutPlan, RolloutStage
+
+
+def actor_for(plan: RolloutPlan) -> Actor:
+    return Actor.automation(f"rollout:{plan.pk}")
+
+
+def _segment_rule_id(plan: RolloutPlan) -> str:
+    return f"rollout-{plan.pk}-segment"
+
+
+def stage_changes(
+    state: FlagState, plan: RolloutPlan, stage: RolloutStage | None
+) -> dict[str, Any]:
+    """The flag-state fields that serve ``stage`` (None: nobody gets the flag from the plan).
+
+    The flag-on variant is listed first, so raising its weight keeps everyone who had it
+    (the engine's buckets are ranges in list order): exposure only grows from stage to stage.
+    Segments of earlier stages stay in, for the same reason.
+    """
+    weight = stage.weight if stage is not None else 0
+    segments: list[str] = []
+    if stage is not None:
+        for earlier in plan.stages.filter(position__lte=stage.position).select_related("segment"):
+            if earlier.segment is not None and earlier.segment.key not in segments:
+                segments.append(earlier.segment.key)
+    rule_id = _segment_rule_id(plan)
+    rules = [r for r in (state.rules or []) if r.get("id") != rule_id]
+    if segments:
+        rules.insert(
+            0,
+            {
+                "id": rule_id,
+                "description": f"rollout {plan.pk}: segments first",
+                "conditions": [{"operator": "in_segment", "values": segments}],
+                "serve": {"variant": plan.on_variant},
+            },
+        )
+    return {
+        "enabled": True,
+        "rules": rules,
+        "default_serve": {
+            "rollout": {
+                "bucketBy": plan.bucket_by,
+                "fallbackVariant": plan.off_variant,
+                "variants": [
+                    {"variant": plan.on_variant, "weight": weight},
+                    {"variant": plan.off_variant, "weight": FULL - weight},
+                ],
+            }
+        },
+    }
+
+
+def _write(
+    plan: RolloutPlan, state: FlagState, changes: dict[str, Any], expected: int, reason: str
+) -> FlagState:
+    actor = actor_for(plan)
+    if not state.environment.requires_approval:
+        return flag_services.update_flag_state(
+            state,
+            changes=changes,
+            expected_version=expected,
+            actor=actor,
+            source=Source.AUTOMATION,
+            reason=reason,
+        )
+    if plan.approved_by is None:
+        raise flag_services.ApprovalRequired(state.environment.key)
+    request = flag_services.request_change(
+        state,
+        changes=changes,
+        expected_version=expected,
+        actor=actor,
+        source=Source.AUTOMATION,
+        reason=reason,
+    )
+    flag_services.approve_change(
+        request,
+        actor=plan.approved_by,
+        source=Source.AUTOMATION,
+        reason=f"covered by the approval of rollout plan #{plan.pk}",
+    )
+    return flag_services.apply_change(request, actor=actor, source=Source.AUTOMATION)
+
+
+def apply_stage(plan: RolloutPlan, stage: RolloutStage, expected_version: int, reason: str) -> int:
+    """Serves ``stage``; VersionConflict if the flag state is no longer ``expected_version``."""
+    state = plan.flag_state
+    written = _write(plan, state, stage_changes(state, plan, stage), expected_version, reason)
+    return written.version
+
+
+def apply_rollback(plan: RolloutPlan, reason: str) -> int:
+    """Takes the flag away from everyone the plan gave it to, at once and without a version
+    check: a rollback only reduces exposure, so it wins over any concurrent edit."""
+    state = FlagState.objects.select_related("environment", "flag").get(pk=plan.flag_state_id)
+    needs_kill = plan.rollback_action == RolloutPlan.RollbackAction.KILL or (
+        state.environment.requires_approval and plan.approved_by is None
+    )
+    if needs_kill:
+        killed = flag_services.kill_flag(
+            state, actor=actor_for(plan), source=Source.AUTOMATION, reason=reason
+        )
+        return killed.version
+    changes = stage_changes(state, plan, None)
+    changes.pop("enabled")  # rolling back to 0 % leaves the flag's on/off switch as it was
+    return _write(plan, state, changes, state.version, reason).version

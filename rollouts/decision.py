@@ -190,10 +190,13 @@ def observed_value(spec: GuardrailSpec, metric: MetricEvidence) -> float | None:
     return treatment / control
 
 
+_EPSILON = 1e-9  # ratios like 0.09 / 0.10 must land on the line they are meant to be on
+
+
 def _beyond(spec: GuardrailSpec, value: float, threshold: float, *, strict: bool) -> bool:
-    if spec.higher_is_worse:
-        return value > threshold if strict else value >= threshold
-    return value < threshold if strict else value <= threshold
+    excess = value - threshold if spec.higher_is_worse else threshold - value
+    tolerance = _EPSILON * max(1.0, abs(threshold))
+    return excess > tolerance if strict else excess >= -tolerance
 
 
 def _fmt(value: float) -> str:

@@ -15,10 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
 from flags import services as flag_services
 from flags.models import FlagState
 from flags.services import Actor, Source
 from rollouts.models import FULL, RolloutPlan, RolloutStage
+
+HISTORY_REASON_MAX = 100  # simple-history's change-reason column
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= HISTORY_REASON_MAX else reason[: HISTORY_REASON_MAX - 1] + "…"
 
 
 def actor_for(plan: RolloutPlan) -> Actor:
@@ -76,6 +85,7 @@ def _write(
     plan: RolloutPlan, state: FlagState, changes: dict[str, Any], expected: int, reason: str
 ) -> FlagState:
     actor = actor_for(plan)
+    reason = _short(reason)
     if not state.environment.requires_approval:
         return flag_services.update_flag_state(
             state,
@@ -118,11 +128,15 @@ def apply_rollback(plan: RolloutPlan, reason: str) -> int:
     needs_kill = plan.rollback_action == RolloutPlan.RollbackAction.KILL or (
         state.environment.requires_approval and plan.approved_by is None
     )
-    if needs_kill:
-        killed = flag_services.kill_flag(
-            state, actor=actor_for(plan), source=Source.AUTOMATION, reason=reason
-        )
-        return killed.version
-    changes = stage_changes(state, plan, None)
-    changes.pop("enabled")  # rolling back to 0 % leaves the flag's on/off switch as it was
-    return _write(plan, state, changes, state.version, reason).version
+    if not needs_kill:
+        changes = stage_changes(state, plan, None)
+        changes.pop("enabled")  # rolling back to 0 % leaves the flag's on/off switch as it was
+        try:
+            with transaction.atomic():
+                return _write(plan, state, changes, state.version, reason).version
+        except (flag_services.ChangeRejected, flag_services.VersionConflict, PermissionDenied):
+            pass  # e.g. a hand edit broke the rule layout: the kill switch still works
+    killed = flag_services.kill_flag(
+        state, actor=actor_for(plan), source=Source.AUTOMATION, reason=_short(reason)
+    )
+    return killed.version

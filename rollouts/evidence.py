@@ -41,8 +41,10 @@ class EvidenceRequest:
 
 
 def comparison_config(request: EvidenceRequest) -> ComparisonConfig:
-    # Bonferroni over guardrails: each gets an equal share of the plan's false-positive rate.
-    alpha = request.false_positive_rate / max(1, len(request.guardrails))
+    # Bonferroni over the metrics tested (two guardrails on one metric share its test): each
+    # test gets an equal share of the plan's false-positive rate.
+    tests = {g.evidence_key for g in request.guardrails}
+    alpha = request.false_positive_rate / max(1, len(tests))
     return ComparisonConfig(alpha=alpha, design_information=float(request.design_sample))
 
 

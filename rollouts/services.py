@@ -534,8 +534,14 @@ def _apply_verdict(
     stage_index = locked.current_stage
     applied = ""
     event = ""
-    text = _evidence_reason(
-        locked, f"{verdict.action} at stage {stage_index + 1} ({stages[stage_index]})", summary
+    sequence = (
+        locked.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    ) + 1
+    codes = ", ".join(dict.fromkeys(str(c) for c in verdict.codes))
+    # The flag's history keeps a short reason; the evidence is the timeline's check record.
+    text = (
+        f"rollout #{locked.pk} {verdict.action} at stage {stage_index + 1} "
+        f"({stages[stage_index]}), check #{sequence}: {codes}"
     )
     if verdict.action == Action.ROLLBACK:
         locked.applied_state_version = apply.apply_rollback(locked, text)

@@ -16,4 +16,5 @@ urlpatterns = [
     # The evaluation endpoints first: URL resolution tries patterns in order, on every request.
     path("", include("flags.api.urls")),
     path("", include("analytics.urls")),
+    path("", include("rollouts.urls")),
 ]

@@ -1,7 +1,7 @@
 """From analytics to the decision's Evidence: the comparison of flag-on against control.
 
 ``evidence_from_series`` is pure (the simulator's fast path calls it with in-memory series);
-``gather`` reads the rollups (two queries, three with a custom guardrail, whatever the volume).
+``gather`` reads the rollups (two queries whatever the event volume).
 
 The window runs from the rollout's start, not the stage's: each metric then has one sequential
 test over the whole rollout, valid however often it is checked, and the false-positive rate is
@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
-from analytics.models import Rollup
-from analytics.selectors import Window, comparison_inputs, configured_split, empty_series
+from analytics.models import EventKind, Rollup
+from analytics.selectors import Window, configured_split, empty_series
 from analytics.stats import ComparisonConfig, VariantSeries, compare
-from analytics.stats.compare import MetricComparison, compare_rate
+from analytics.stats.compare import MetricComparison, compare_rate, sample_ratio_check
+from analytics.stats.histogram import N_BUCKETS, as_histogram
 from rollouts.decision import Evidence, GuardrailSpec, MetricEvidence
 
 MAX_LOOKS = 500
@@ -76,25 +78,32 @@ def _users_before(series: VariantSeries, look: int) -> int:
     return int(series.exposed_users[look - 1]) if look > 0 else 0
 
 
+def _pick(series: Sequence[VariantSeries], name: str, window: Window) -> VariantSeries:
+    return next((s for s in series if s.name == name), None) or empty_series(name, window)
+
+
 def evidence_from_series(
-    series: Sequence[VariantSeries],
+    users: Sequence[VariantSeries],
+    requests: Sequence[VariantSeries],
     request: EvidenceRequest,
     window: Window,
     stage_started_at: datetime,
     weights: dict[str, float] | None,
     custom: dict[str, tuple[VariantSeries, VariantSeries]] | None = None,
 ) -> Evidence:
-    """Evidence for the decision from per-look series (control and flag-on)."""
-    by_name = {s.name: s for s in series}
-    control = by_name.get(request.off_variant) or empty_series(request.off_variant, window)
-    treatment = by_name.get(request.on_variant) or empty_series(request.on_variant, window)
+    """Evidence for the decision from per-look series of control and flag-on.
+
+    ``users`` (distinct users, as the analytics core counts them) give the sample sizes and the
+    sample-ratio check. ``requests`` give the tests: requests (latency events), error and
+    conversion events per request. Per-request rates, because a rollout moves users from
+    control to flag-on as it grows: a share of users "with at least one error since first
+    exposure" depends on how long each cohort has been exposed, and the cohorts' tenures
+    differ after every stage. (Requests of one user are not independent: see docs/rollouts.md.)
+    """
+    control = _pick(requests, request.off_variant, window)
+    treatment = _pick(requests, request.on_variant, window)
     config = comparison_config(request)
-    report = compare(
-        [control, treatment],
-        request.off_variant,
-        weights if request.srm_applies else None,
-        config,
-    )
+    report = compare([control, treatment], request.off_variant, None, config)
     metrics: dict[str, MetricEvidence] = {}
     by_metric = {m.metric: m for m in report.comparisons[0].metrics}
     metrics["error_rate"] = _metric(by_metric["error_rate"], "")
@@ -116,43 +125,98 @@ def evidence_from_series(
     for name, (custom_control, custom_treatment) in (custom or {}).items():
         rate = compare_rate("error_rate", custom_control, custom_treatment, config)
         metrics[f"custom:{name}"] = _metric(rate, "")
+    user_control = _pick(users, request.off_variant, window)
+    user_treatment = _pick(users, request.on_variant, window)
+    srm = None
+    if request.srm_applies and weights:
+        srm = sample_ratio_check([user_control, user_treatment], weights, config)
     stage_look = window.look_of(stage_started_at) if stage_started_at > window.start else 0
-    srm = report.sample_ratio
+    valid_srm = srm is not None and srm.status == "ok"
     return Evidence(
-        treatment_users=int(treatment.exposed_users[-1]),
-        control_users=int(control.exposed_users[-1]),
-        stage_treatment_users=int(treatment.exposed_users[-1])
-        - _users_before(treatment, stage_look),
-        stage_control_users=int(control.exposed_users[-1]) - _users_before(control, stage_look),
+        treatment_users=int(user_treatment.exposed_users[-1]),
+        control_users=int(user_control.exposed_users[-1]),
+        stage_treatment_users=int(user_treatment.exposed_users[-1])
+        - _users_before(user_treatment, stage_look),
+        stage_control_users=int(user_control.exposed_users[-1])
+        - _users_before(user_control, stage_look),
         metrics=metrics,
         sample_ratio_mismatch=bool(
-            srm and srm.status == "ok" and srm.sequential_p_value < config.srm_alpha
+            valid_srm and srm is not None and srm.sequential_p_value < config.srm_alpha
         ),
-        sample_ratio_p=srm.sequential_p_value if srm and srm.status == "ok" else None,
+        sample_ratio_p=srm.sequential_p_value if valid_srm and srm is not None else None,
     )
 
 
-def _custom_series(
-    environment_id: int, flag_key: str, name: str, window: Window, base: VariantSeries
-) -> VariantSeries:
-    """Events of a custom metric per look, as 'successes' over the variant's exposed users.
+METRICS = (EventKind.EXPOSURE, EventKind.ERROR, EventKind.CONVERSION, EventKind.LATENCY)
 
-    Custom rollups count events, not distinct users, so each event is counted as one user
-    (capped at the exposed users): an approximation that overstates rather than hides a rise.
-    """
-    events = np.zeros(window.looks, np.int64)
+
+@dataclass
+class _Counts:
+    looks: int
+    users: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    events: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    latency: npt.NDArray[np.int64] | None = None
+
+    def add(self, table: dict[str, npt.NDArray[np.int64]], metric: str, look: int, n: int) -> None:
+        if metric not in table:
+            table[metric] = np.zeros(self.looks, np.int64)
+        table[metric][look] += n
+
+    def cumulative(
+        self, table: dict[str, npt.NDArray[np.int64]], metric: str
+    ) -> npt.NDArray[np.int64]:
+        return np.cumsum(table.get(metric, np.zeros(self.looks, np.int64)))
+
+
+def rollout_series(
+    environment_id: int, flag_key: str, window: Window, custom_names: Sequence[str] = ()
+) -> tuple[list[VariantSeries], list[VariantSeries], dict[str, list[VariantSeries]]]:
+    """One query over the flag's rollups in the window: per variant, the user series, the
+    request series and, per custom metric, its events per request."""
+    wanted = [*METRICS, *(f"custom:{n}" for n in custom_names)]
     rows = Rollup.objects.filter(
         environment_id=environment_id,
         flag_key=flag_key,
-        variant=base.name,
-        metric=f"custom:{name}",
         bucket_start__gte=window.start,
         bucket_start__lt=window.end,
-    ).values_list("bucket_start", "events")
-    for start, count in rows:
-        events[window.look_of(start)] += count
-    cumulative = np.minimum(np.cumsum(events), base.exposed_users)
-    return VariantSeries(base.name, base.exposed_users, cumulative, cumulative, base.latency)
+        metric__in=wanted,
+    ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram")
+    counts: dict[str, _Counts] = {}
+    for variant, metric, start, users, events, histogram in rows:
+        c = counts.setdefault(variant, _Counts(window.looks))
+        look = window.look_of(start)
+        c.add(c.users, metric, look, users)
+        c.add(c.events, metric, look, events)
+        if metric == EventKind.LATENCY and histogram is not None:
+            if c.latency is None:
+                c.latency = np.zeros((window.looks, N_BUCKETS), np.int64)
+            c.latency[look] += as_histogram(histogram)
+    user_series, request_series = [], []
+    custom: dict[str, list[VariantSeries]] = {n: [] for n in custom_names}
+    for variant in sorted(counts):
+        c = counts[variant]
+        hist = np.cumsum(
+            c.latency if c.latency is not None else np.zeros((window.looks, N_BUCKETS), np.int64),
+            axis=0,
+        )
+        user_series.append(
+            VariantSeries(
+                variant, c.cumulative(c.users, "exposure"), c.cumulative(c.users, "error"),
+                c.cumulative(c.users, "conversion"), hist,
+            )
+        )  # fmt: skip
+        requests = c.cumulative(c.events, "latency")
+        request_series.append(
+            VariantSeries(
+                variant, requests,
+                np.minimum(c.cumulative(c.events, "error"), requests),
+                np.minimum(c.cumulative(c.events, "conversion"), requests), hist,
+            )
+        )  # fmt: skip
+        for name in custom_names:
+            got = np.minimum(c.cumulative(c.events, f"custom:{name}"), requests)
+            custom[name].append(VariantSeries(variant, requests, got, got, hist))
+    return user_series, request_series, custom
 
 
 def gather(
@@ -163,28 +227,24 @@ def gather(
     stage_started_at: datetime,
     now: datetime,
 ) -> Evidence:
-    """Evidence from the rollups of the flag since the rollout started. Never raises: a failure
-    becomes Evidence.failure, which the decision turns into a hold."""
+    """Evidence from the rollups of the flag since the rollout started (two queries, whatever
+    the event volume). Never raises: a failure becomes Evidence.failure, which holds."""
     try:
         window = window_for(started_at, now)
         split = configured_split(environment_id, flag_key)
         if split is None:
             raise LookupError(f"the flag {flag_key!r} has no state in this environment")
-        series = comparison_inputs(environment_id, flag_key, window)
-        custom: dict[str, tuple[VariantSeries, VariantSeries]] = {}
-        by_name = {s.name: s for s in series}
-        for guardrail in request.guardrails:
-            if guardrail.metric != "custom":
-                continue
-            pair = []
-            for variant in (request.off_variant, request.on_variant):
-                base = by_name.get(variant) or empty_series(variant, window)
-                pair.append(
-                    _custom_series(environment_id, flag_key, guardrail.custom_name, window, base)
-                )
-            custom[guardrail.custom_name] = (pair[0], pair[1])
+        names = [g.custom_name for g in request.guardrails if g.metric == "custom"]
+        users, requests, custom_series = rollout_series(environment_id, flag_key, window, names)
+        custom = {
+            name: (
+                _pick(series, request.off_variant, window),
+                _pick(series, request.on_variant, window),
+            )
+            for name, series in custom_series.items()
+        }
         return evidence_from_series(
-            series, request, window, stage_started_at, split.weights, custom
+            users, requests, request, window, stage_started_at, split.weights, custom
         )
     except Exception as exc:
         return Evidence(0, 0, 0, 0, failure=f"{type(exc).__name__}: {exc}")

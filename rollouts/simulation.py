@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -157,12 +158,24 @@ def run_light(sc: Scenario) -> dict[str, Any]:
         for v in ("on", "off")
     }
     looks: dict[str, dict[str, list[Any]]] = {
-        v: {"exposure": [], "error": [], "conversion": [], "latency": []} for v in ("on", "off")
+        v: {
+            m: []
+            for m in (
+                "exposure",
+                "error",
+                "conversion",
+                "latency",
+                "requests",
+                "error_events",
+                "conversion_events",
+            )
+        }
+        for v in ("on", "off")
     }
     stage, stage_start, ever_on = 0, start, np.zeros(sc.accounts, bool)
     for k in range(horizon):
         t0 = start + timedelta(seconds=k * step)
-        traffic = model.step(t0.timestamp(), step, lambda a: buckets[a] < weights[stage])
+        traffic = model.step(t0.timestamp(), step, partial(_below, buckets, weights[stage]))
         ever_on[traffic.account[traffic.on]] = True
         for variant, mask in (("on", traffic.on), ("off", ~traffic.on)):
             accounts = traffic.account[mask]
@@ -171,21 +184,32 @@ def run_light(sc: Scenario) -> dict[str, Any]:
                 ("error", traffic.error[mask]),
                 ("conversion", traffic.conversion[mask]),
             ):
-                users = np.unique(accounts[flags])
-                fresh = users[~seen[variant][metric][users]]
+                ids = np.unique(accounts[flags])
+                fresh = ids[~seen[variant][metric][ids]]
                 seen[variant][metric][fresh] = True
                 looks[variant][metric].append(len(fresh))
             looks[variant]["latency"].append(
                 np.bincount(bucket_index(traffic.latency[mask]), minlength=N_BUCKETS)
             )
+            looks[variant]["requests"].append(int(mask.sum()))
+            looks[variant]["error_events"].append(int((traffic.error & mask).sum()))
+            looks[variant]["conversion_events"].append(int((traffic.conversion & mask).sum()))
         now = t0 + timedelta(seconds=step)
-        series = [
+
+        def cum(v: str, m: str) -> npt.NDArray[np.int64]:
+            return np.cumsum(looks[v][m]).astype(np.int64)
+
+        hist = {
+            v: np.cumsum(np.array(looks[v]["latency"]), axis=0).astype(np.int64)
+            for v in ("off", "on")
+        }
+        users = [
+            VariantSeries(v, cum(v, "exposure"), cum(v, "error"), cum(v, "conversion"), hist[v])
+            for v in ("off", "on")
+        ]
+        requests = [
             VariantSeries(
-                v,
-                np.cumsum(looks[v]["exposure"]).astype(np.int64),
-                np.cumsum(looks[v]["error"]).astype(np.int64),
-                np.cumsum(looks[v]["conversion"]).astype(np.int64),
-                np.cumsum(np.array(looks[v]["latency"]), axis=0).astype(np.int64),
+                v, cum(v, "requests"), cum(v, "error_events"), cum(v, "conversion_events"), hist[v]
             )
             for v in ("off", "on")
         ]
@@ -193,7 +217,7 @@ def run_light(sc: Scenario) -> dict[str, Any]:
         request = EvidenceRequest("on", "off", specs, sc.false_positive_rate, 500, stage == 0)
         w = weights[stage]
         evidence = evidence_from_series(
-            series, request, window, stage_start, {"on": float(w), "off": float(FULL - w)}
+            users, requests, request, window, stage_start, {"on": float(w), "off": float(FULL - w)}
         )
         verdict = decide(plan, stages[stage], Clock(now, stage_start), evidence)
         if verdict.action == Action.ROLLBACK:
@@ -220,7 +244,15 @@ def run_light(sc: Scenario) -> dict[str, Any]:
     }
 
 
+def _below(
+    buckets: npt.NDArray[np.int64], weight: int, accounts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    served: npt.NDArray[np.bool_] = buckets[accounts] < weight
+    return served
+
+
 def false_rollback_figure(runs: int, base: Scenario) -> dict[str, Any]:
+    """The healthy scenario ``runs`` times with seeds seed..seed+runs-1 on the light path."""
     outcomes = [run_light(Scenario(**{**asdict(base), "seed": base.seed + i})) for i in range(runs)]
     rolled = sum(1 for o in outcomes if o["outcome"] == "rolled_back")
     completed = sum(1 for o in outcomes if o["outcome"] == "completed")
@@ -232,6 +264,24 @@ def false_rollback_figure(runs: int, base: Scenario) -> dict[str, Any]:
         "false_rollback_rate": rolled / runs,
         "configured_false_positive_rate": base.false_positive_rate,
     }
+
+
+class SdkCohort:
+    """Which accounts the SDK serves the flag to, asked once per account and step."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.cache: dict[int, bool] = {}
+
+    def on_of(self, accounts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        out = np.empty(len(accounts), bool)
+        for i, a in enumerate(accounts.tolist()):
+            hit = self.cache.get(a)
+            if hit is None:
+                context = {"targetingKey": f"acct-{a}", "accountId": f"acct-{a}"}
+                hit = self.cache[a] = self.client.variant("new-engine", context) == "on"
+            out[i] = hit
+        return out
 
 
 # --- The full path -----------------------------------------------------------------------------
@@ -325,31 +375,15 @@ def run_full(sc: Scenario, progress: Callable[[str], None] = lambda _: None) -> 
                 }
                 grew_only &= on_before <= now_on
                 current_stage = plan.current_stage
-            variant_cache: dict[int, bool] = {}
-
-            def on_of(accounts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-                out = np.empty(len(accounts), bool)
-                for i, a in enumerate(accounts.tolist()):
-                    hit = variant_cache.get(a)
-                    if hit is None:
-                        hit = variant_cache[a] = (
-                            client.variant(
-                                "new-engine",
-                                {"targetingKey": f"acct-{a}", "accountId": f"acct-{a}"},
-                            )
-                            == "on"
-                        )
-                    out[i] = hit
-                return out
-
-            traffic = model.step(t0.timestamp(), step, on_of)
+            cohort = SdkCohort(client)
+            traffic = model.step(t0.timestamp(), step, cohort.on_of)
             report = reports.setdefault(
                 current_stage, StageReport(current_stage + 1, sc.stages[current_stage])
             )
             _post(http, traffic, build_payload, k)
             on_accounts = set(traffic.account[traffic.on].tolist())
             ever_on |= on_accounts
-            on_before = {a for a, hit in variant_cache.items() if hit} | on_before
+            on_before = {a for a, hit in cohort.cache.items() if hit} | on_before
             report.accounts_exposed = len(ever_on)
             for variant, mask in (("on", traffic.on), ("off", ~traffic.on)):
                 report.requests[variant] += int(mask.sum())
@@ -365,7 +399,8 @@ def run_full(sc: Scenario, progress: Callable[[str], None] = lambda _: None) -> 
                 if last.verdict == "rollback":
                     rollback_at = t1.timestamp()
             progress(
-                f"t+{(t1 - sim_start).total_seconds() / 3600:5.1f} h  stage {current_stage + 1} ({sc.stages[current_stage]:g}%)  "
+                f"t+{(t1 - sim_start).total_seconds() / 3600:5.1f} h  stage {current_stage + 1} "
+                f"({sc.stages[current_stage]:g}%)  "
                 f"exposed {len(ever_on):5d}  verdict {report.verdict}"
             )
             k += 1
@@ -424,5 +459,6 @@ def _post(
         response = http.post("/api/v1/events", json.dumps(chunk), content_type="application/json")
         if response.status_code != 202:
             raise RuntimeError(
-                f"the events endpoint refused a batch: {response.status_code} {response.content[:300]!r}"
+                f"the events endpoint refused a batch: {response.status_code} "
+                f"{response.content[:300]!r}"
             )

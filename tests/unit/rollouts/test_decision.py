@@ -52,7 +52,9 @@ def clock(hours: float, approved: bool = False) -> Clock:
     return Clock(T0 + timedelta(hours=hours), T0, stage_approved=approved)
 
 
-def bad(control: float, treatment: float, *, seq: bool = True, fixed: bool = True) -> MetricEvidence:
+def bad(
+    control: float, treatment: float, *, seq: bool = True, fixed: bool = True
+) -> MetricEvidence:
     return MetricEvidence(
         True, control, treatment, effect=treatment - control,
         fixed_significant=fixed, sequential_reject=seq, sequential_p=0.001 if seq else 0.5,

@@ -26,8 +26,12 @@ from rollouts.models import FULL, RolloutPlan, RolloutStage
 HISTORY_REASON_MAX = 100  # simple-history's change-reason column
 
 
-def _short(reason: str) -> str:
-    return reason if len(reason) <= HISTORY_REASON_MAX else reason[: HISTORY_REASON_MAX - 1] + "…"
+# apply_change appends "(change request #N, approved by NAME)" to the reason.
+CHANGE_REQUEST_NOTE = 50
+
+
+def _short(reason: str, limit: int = HISTORY_REASON_MAX) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def actor_for(plan: RolloutPlan) -> Actor:
@@ -97,6 +101,7 @@ def _write(
         )
     if plan.approved_by is None:
         raise flag_services.ApprovalRequired(state.environment.key)
+    reason = _short(reason, HISTORY_REASON_MAX - CHANGE_REQUEST_NOTE)
     request = flag_services.request_change(
         state,
         changes=changes,

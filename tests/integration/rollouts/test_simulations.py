@@ -25,19 +25,22 @@ def simulate(tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
 def test_pdf_engine_rolls_back_during_the_5_percent_stage(tmp_path: Path) -> None:
     result = simulate(tmp_path, "--scenario", "pdf-engine")
     assert result["outcome"] == "rolled_back"
-    assert len(result["stages"]) == 1 and result["stages"][0]["percent"] == 5
+    assert len(result["stages"]) == 1
+    assert result["stages"][0]["percent"] == 5
     assert 0 < result["accounts_exposed"] <= 600
     assert 0 < result["regression_to_rollback_seconds"] < 6 * 3600
     plan = RolloutPlan.objects.get(pk=result["plan_id"])
     last = plan.checks.order_by("-sequence").first()
-    assert last is not None and last.verdict == "rollback"
+    assert last is not None
+    assert last.verdict == "rollback"
     assert any(g["guardrail"].startswith("error_rate") and g["status"] == "red"
                for g in last.guardrails)  # fmt: skip
     # The flag serves nobody the new engine any more, and its history says who and why.
     state = FlagState.objects.get(pk=plan.flag_state_id)
     assert state.default_serve["rollout"]["variants"][0] == {"variant": "on", "weight": 0}
     record = state.history.order_by("-history_id").first()
-    assert record is not None and record.history_source == "automation"
+    assert record is not None
+    assert record.history_source == "automation"
     assert f"rollout #{plan.pk} rollback" in record.history_change_reason
 
 
@@ -58,14 +61,16 @@ def test_latency_only_regression_is_caught_by_the_latency_guardrail(tmp_path: Pa
     result = simulate(tmp_path, "--scenario", "latency")
     assert result["outcome"] == "rolled_back"
     reasons = " ".join(result["stages"][-1]["reasons"])
-    assert "latency_p95" in reasons and "error_rate" not in reasons
+    assert "latency_p95" in reasons
+    assert "error_rate" not in reasons
 
 
 def test_conversion_only_regression_is_caught_by_the_conversion_guardrail(tmp_path: Path) -> None:
     result = simulate(tmp_path, "--scenario", "conversion")
     assert result["outcome"] == "rolled_back"
     reasons = " ".join(result["stages"][-1]["reasons"])
-    assert "conversion_rate" in reasons and "latency" not in reasons
+    assert "conversion_rate" in reasons
+    assert "latency" not in reasons
 
 
 def test_false_rollbacks_of_200_healthy_rollouts_stay_within_the_configured_rate() -> None:

@@ -70,7 +70,9 @@ def test_all_green_after_bake_progresses() -> None:
 
 def test_progress_from_the_last_stage_completes_and_alerts() -> None:
     verdict = decide(PLAN, STAGES[-1], clock(24), evidence())
-    assert verdict.action == Action.PROGRESS and verdict.completes and verdict.alert
+    assert verdict.action == Action.PROGRESS
+    assert verdict.completes
+    assert verdict.alert
     assert Code.COMPLETE in verdict.codes
 
 
@@ -79,7 +81,8 @@ def test_bake_time_boundary(hours: float, action: Action) -> None:
     verdict = decide(PLAN, STAGES[0], clock(hours), evidence())
     assert verdict.action == action
     if action == Action.HOLD:
-        assert verdict.codes == (Code.BAKING,) and not verdict.alert
+        assert verdict.codes == (Code.BAKING,)
+        assert not verdict.alert
 
 
 def test_time_scale_accelerates_bake() -> None:
@@ -101,14 +104,16 @@ def test_min_sample_boundary(users: int, action: Action) -> None:
 def test_insufficient_traffic_extends_then_holds_and_alerts(hours: float, alert: bool) -> None:
     ev = replace(evidence(), stage_treatment_users=10)
     verdict = decide(PLAN, STAGES[0], clock(hours), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.NOT_ENOUGH_DATA,)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.NOT_ENOUGH_DATA,)
     assert verdict.alert is alert
 
 
 def test_a_guardrail_without_enough_data_is_not_green() -> None:
     ev = evidence(latency_p95=MetricEvidence(False, message="not enough data: 12 samples"))
     verdict = decide(PLAN, STAGES[0], clock(30), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.NOT_ENOUGH_DATA,)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.NOT_ENOUGH_DATA,)
     assert "12 samples" in verdict.reasons[0].message
 
 
@@ -116,38 +121,44 @@ def test_a_guardrail_without_enough_data_is_not_green() -> None:
 def test_no_traffic_holds(hours: float, alert: bool) -> None:
     ev = Evidence(0, 0, 0, 0, {})
     verdict = decide(PLAN, STAGES[0], clock(hours), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.NO_TRAFFIC,)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.NO_TRAFFIC,)
     assert verdict.alert is alert
 
 
 def test_failed_analysis_holds_and_never_progresses() -> None:
     ev = replace(evidence(), failure="database unavailable")
     verdict = decide(PLAN, STAGES[0], clock(100), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.ANALYSIS_FAILED,)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.ANALYSIS_FAILED,)
     assert verdict.alert
 
 
 def test_sample_ratio_mismatch_never_progresses() -> None:
     ev = replace(evidence(), sample_ratio_mismatch=True, sample_ratio_p=1e-9)
     verdict = decide(PLAN, STAGES[0], clock(100), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.SAMPLE_RATIO_MISMATCH,)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.SAMPLE_RATIO_MISMATCH,)
 
 
 def test_red_rolls_back_even_with_a_sample_ratio_mismatch() -> None:
     ev = replace(evidence(error_rate=bad(0.005, 0.04)), sample_ratio_mismatch=True)
     verdict = decide(PLAN, STAGES[0], clock(1), ev)
     assert verdict.action == Action.ROLLBACK
-    assert Code.RED in verdict.codes and Code.SAMPLE_RATIO_MISMATCH in verdict.codes
+    assert Code.RED in verdict.codes
+    assert Code.SAMPLE_RATIO_MISMATCH in verdict.codes
 
 
 def test_red_rolls_back_during_bake_time() -> None:
     verdict = decide(PLAN, STAGES[0], clock(0.5), evidence(error_rate=bad(0.005, 0.04)))
-    assert verdict.action == Action.ROLLBACK and verdict.alert
+    assert verdict.action == Action.ROLLBACK
+    assert verdict.alert
 
 
 def test_red_threshold_without_sequential_evidence_is_only_yellow() -> None:
     verdict = decide(PLAN, STAGES[0], clock(30), evidence(error_rate=bad(0.005, 0.04, seq=False)))
-    assert verdict.action == Action.HOLD and verdict.codes[0] == Code.YELLOW
+    assert verdict.action == Action.HOLD
+    assert verdict.codes[0] == Code.YELLOW
 
 
 def test_evidence_without_the_threshold_is_green() -> None:
@@ -196,7 +207,9 @@ def test_threshold_boundaries(
 
 def test_yellow_holds_and_alerts() -> None:
     verdict = decide(PLAN, STAGES[0], clock(30), evidence(latency_p95=bad(200, 350, seq=False)))
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.YELLOW,) and verdict.alert
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.YELLOW,)
+    assert verdict.alert
 
 
 def test_yellow_needs_significance_at_this_look() -> None:
@@ -207,27 +220,31 @@ def test_yellow_needs_significance_at_this_look() -> None:
 def test_several_yellows_with_evidence_count_as_red() -> None:
     ev = evidence(latency_p95=bad(200, 350), conversion_rate=bad(0.10, 0.093))
     verdict = decide(PLAN, STAGES[1], clock(30), ev)
-    assert verdict.action == Action.ROLLBACK and verdict.codes == (Code.SEVERAL_YELLOWS,)
+    assert verdict.action == Action.ROLLBACK
+    assert verdict.codes == (Code.SEVERAL_YELLOWS,)
 
 
 def test_one_backed_yellow_and_one_unbacked_yellow_hold() -> None:
     ev = evidence(latency_p95=bad(200, 350), conversion_rate=bad(0.10, 0.093, seq=False))
     verdict = decide(PLAN, STAGES[1], clock(30), ev)
-    assert verdict.action == Action.HOLD and verdict.codes == (Code.YELLOW, Code.YELLOW)
+    assert verdict.action == Action.HOLD
+    assert verdict.codes == (Code.YELLOW, Code.YELLOW)
 
 
 def test_stage_approval_is_required_where_asked() -> None:
     stages = (replace(STAGES[0], requires_approval=True), *STAGES[1:])
     plan = replace(PLAN, stages=stages)
     held = decide(plan, stages[0], clock(30), evidence())
-    assert held.action == Action.HOLD and held.codes == (Code.AWAITING_APPROVAL,)
+    assert held.action == Action.HOLD
+    assert held.codes == (Code.AWAITING_APPROVAL,)
     assert decide(plan, stages[0], clock(30, approved=True), evidence()).action == Action.PROGRESS
 
 
 def test_an_approval_environment_needs_the_plan_approved() -> None:
     plan = replace(PLAN, environment_requires_approval=True)
     held = decide(plan, STAGES[0], clock(30), evidence())
-    assert held.action == Action.HOLD and held.codes == (Code.PLAN_NOT_APPROVED,)
+    assert held.action == Action.HOLD
+    assert held.codes == (Code.PLAN_NOT_APPROVED,)
     approved = replace(plan, plan_approved=True)
     assert decide(approved, STAGES[0], clock(30), evidence()).action == Action.PROGRESS
 
@@ -265,8 +282,13 @@ def test_invariants(
     )  # fmt: skip
     verdict = decide(PLAN, STAGES[0], clock(hours), ev)
     if verdict.action == Action.PROGRESS:
-        assert hours >= 24 and users >= 200 and not srm and not failed
+        assert hours >= 24
+        assert users >= 200
+        assert not srm
+        assert not failed
         assert all(g.status == Status.GREEN for g in verdict.guardrails)
     if verdict.action == Action.ROLLBACK:
-        assert seq and treatment > control and not failed
+        assert seq
+        assert treatment > control
+        assert not failed
     assert verdict.reasons

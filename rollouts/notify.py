@@ -173,7 +173,7 @@ def deliver(notification_id: int, now: datetime | None = None) -> str | None:
     now = now or timezone.now()
     with transaction.atomic():
         row = (
-            Notification.objects.select_for_update(skip_locked=True)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("webhook")
             .filter(pk=notification_id, status=Notification.Status.PENDING)
             .first()

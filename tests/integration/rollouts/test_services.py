@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.utils import timezone
@@ -177,3 +179,23 @@ def test_api_start_steer_and_timeline(world: World) -> None:
         viewer.post(f"/api/v1/rollouts/{pk}/abort", {"reason": "x"}, format="json").status_code
         == 403
     )
+
+
+@pytest.mark.django_db
+def test_admin_lists_a_plan_and_steers_it_with_a_reason(world: World, client: Any) -> None:
+    plan = started(world)
+    admin_user = User.objects.create_superuser("boss", password="x-unused-x")
+    client.force_login(admin_user)
+    listing = client.get("/admin/rollouts/rolloutplan/")
+    assert listing.status_code == 200
+    assert plan.name in listing.content.decode()
+    page = client.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/")
+    assert page.status_code == 200
+    client.post(
+        "/admin/rollouts/rolloutplan/",
+        {"action": "pause", "_selected_action": [plan.pk], "reason": "checking a ticket"},
+    )
+    plan.refresh_from_db()
+    assert plan.status == "paused"
+    assert plan.status_reason == "checking a ticket"
+    assert client.get("/admin/rollouts/notification/").status_code == 200

@@ -181,6 +181,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": env.float("FLAGSITE_ROLLOUT_BEAT_SECONDS", default=30.0),
     },
 }
+if EMBEDDED:
+    # The demo rollout's synthetic traffic (rollouts.demo), so it visibly advances.
+    CELERY_BEAT_SCHEDULE["rollout-demo-traffic"] = {
+        "task": "rollouts.tasks.demo_traffic",
+        "schedule": 10.0,
+    }
 # Rollout bake times and check intervals run this many times faster (the demo's accelerated time).
 FLAGSITE_ROLLOUT_TIME_SCALE: float = env.float(
     "FLAGSITE_ROLLOUT_TIME_SCALE", default=720.0 if FLAGSITE_ENV == "demo" else 1.0

@@ -23,3 +23,11 @@ def check_rollouts(now: str | None = None) -> int:
 def deliver_notifications(ids: list[int]) -> None:
     for pk in ids:
         notify.deliver(pk)
+
+
+@shared_task(name="rollouts.tasks.demo_traffic", ignore_result=True)
+def demo_traffic() -> int:
+    """Synthetic traffic for the demo rollout (scheduled in the embedded demo only)."""
+    from rollouts.demo import send_demo_traffic
+
+    return send_demo_traffic()

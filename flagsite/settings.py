@@ -199,7 +199,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "hygiene.tasks.drop_expired_archived_flags",
         "schedule": 3600.0,
     },
+    "rollout-checks": {
+        "task": "rollouts.tasks.check_rollouts",
+        "schedule": env.float("FLAGSITE_ROLLOUT_BEAT_SECONDS", default=30.0),
+    },
 }
+if EMBEDDED:
+    # The demo rollout's synthetic traffic (rollouts.demo), so it visibly advances.
+    CELERY_BEAT_SCHEDULE["rollout-demo-traffic"] = {
+        "task": "rollouts.tasks.demo_traffic",
+        "schedule": 10.0,
+    }
+# Rollout bake times and check intervals run this many times faster (the demo's accelerated time).
+FLAGSITE_ROLLOUT_TIME_SCALE: float = env.float(
+    "FLAGSITE_ROLLOUT_TIME_SCALE", default=720.0 if FLAGSITE_ENV == "demo" else 1.0
+)
 # Analytics exports (analytics/exports): retries of one batch, and how long a stored exposure
 # waits before export (so an ingest transaction that commits late is never overtaken).
 EXPORT_RETRY_ATTEMPTS: int = env.int("FLAGSITE_EXPORT_RETRY_ATTEMPTS", default=5)

@@ -23,6 +23,7 @@ urlpatterns = [
     # "/" and the admin's "View site" lead to the admin home (the dashboard).
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("api/v1/", include("hygiene.api.urls")),
+    path("", include("rollouts.urls")),
 ]
 
 # JSON on the API's paths, Django's pages elsewhere (flags.api.errors).

@@ -9,8 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.apps import apps
-from django.core.exceptions import FieldError
 from django.db.models import Max
 
 from analytics.models import EventKind, Rollup
@@ -55,20 +53,13 @@ def hygiene_kind(flag: Flag, kill_switch_tag: str) -> str:
 
 
 def flags_in_running_rollouts(project: Project) -> set[str]:
-    """Keys of the project's flags that a running staged rollout drives.
+    """Keys of the project's flags that an active (running or paused) staged rollout drives."""
+    from rollouts.models import RolloutPlan
 
-    The rollouts app is built in parallel; until it has a Rollout model this finds none.
-    """
-    try:
-        rollout = apps.get_model("rollouts", "Rollout")
-    except LookupError:
-        return set()
-    try:
-        running = rollout.objects.filter(flag__project=project, status="running")
-        return set(running.values_list("flag__key", flat=True))
-    except FieldError:  # the model landed with other field names: say so, judge without it
-        log.warning("rollouts.Rollout has no flag/status fields; running rollouts not checked")
-        return set()
+    active = RolloutPlan.objects.filter(
+        flag_state__flag__project=project, status__in=RolloutPlan.ACTIVE
+    )
+    return set(active.values_list("flag_state__flag__key", flat=True))
 
 
 def last_evaluations(environments: Iterable[Environment]) -> dict[tuple[int, str], datetime]:

@@ -1,0 +1,221 @@
+"""Admin for rollouts: start from a template, steer with a reason, read the timeline and the
+delivery log. Every change goes through rollouts.services (roles apply there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from flags import roles
+from rollouts import services
+from rollouts.models import (
+    Guardrail,
+    Notification,
+    RolloutCheck,
+    RolloutPlan,
+    RolloutStage,
+    WebhookTarget,
+)
+from rollouts.plan_templates import TEMPLATES
+
+
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(required=False, help_text="Why (required for every rollout action).")
+
+
+class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
+    template = forms.ChoiceField(choices=[(k, f"{k}: {v[0]}") for k, v in TEMPLATES.items()])
+
+    class Meta:
+        model = RolloutPlan
+        fields = ["flag_state", "name", "template", "bucket_by", "rollback_action",
+                  "check_interval_seconds", "min_sample", "email_recipients"]  # fmt: skip
+
+
+class StageInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = RolloutStage
+    extra = 0
+    fields = ["position", "name", "weight", "segment", "bake_seconds", "min_sample",
+              "requires_approval"]  # fmt: skip
+
+
+class GuardrailInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Guardrail
+    extra = 0
+
+
+class WebhookInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = WebhookTarget
+    extra = 0
+
+
+class CheckInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = RolloutCheck
+    extra = 0
+    can_delete = False
+    ordering = ["-sequence"]
+    fields = ("sequence", "checked_at", "stage", "verdict", "reasons_text", "guardrail_text",
+              "samples", "applied", "actor")  # fmt: skip
+    readonly_fields = ("sequence", "checked_at", "stage", "verdict", "reasons_text",
+                       "guardrail_text", "samples", "applied", "actor")  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="reasons")
+    def reasons_text(self, obj: RolloutCheck) -> str:
+        return "; ".join(r["message"] for r in obj.reasons)
+
+    @admin.display(description="guardrails")
+    def guardrail_text(self, obj: RolloutCheck) -> str:
+        return format_html_join(
+            "", "<div>{}: <b>{}</b> {}</div>",
+            ((g["guardrail"], g["status"], g["message"]) for g in obj.guardrails),
+        )  # fmt: skip
+
+
+@admin.register(RolloutPlan)
+class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "flag_state", "status", "stage_display", "guardrail_status",
+                    "next_check_at", "approved_by"]  # fmt: skip
+    list_filter = ["status", "flag_state__environment"]
+    search_fields = ["name", "flag_state__flag__key"]
+    action_form = ReasonActionForm
+    actions = ["approve", "start", "pause", "resume", "advance", "rollback", "abort"]
+    readonly_fields = ["status", "status_reason", "current_stage", "stage_started_at",
+                       "started_at", "finished_at", "applied_state_version", "next_check_at",
+                       "last_checked_at", "approved_by", "approved_at", "created_by", "version",
+                       "guardrail_status"]  # fmt: skip
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = PlanAddForm
+            kwargs["fields"] = PlanAddForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return PlanAddForm.Meta.fields if obj is None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else [StageInline, GuardrailInline, WebhookInline, CheckInline]
+
+    def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        plan = services.create_from_template(
+            data["flag_state"], template=data["template"], user=request.user,
+            name=data["name"], bucket_by=data["bucket_by"],
+            rollback_action=data["rollback_action"],
+            check_interval_seconds=data["check_interval_seconds"], min_sample=data["min_sample"],
+            email_recipients=data["email_recipients"] or [],
+        )  # fmt: skip
+        obj.pk = plan.pk
+        obj.refresh_from_db()
+
+    @admin.display(description="stage")
+    def stage_display(self, obj: RolloutPlan) -> str:
+        stage = obj.stages.filter(position=obj.current_stage).first()
+        return f"{obj.current_stage + 1}: {stage}" if stage else "-"
+
+    @admin.display(description="guardrails now")
+    def guardrail_status(self, obj: RolloutPlan) -> str:
+        last = obj.checks.exclude(guardrails=[]).order_by("-sequence").first()
+        if last is None:
+            return "-"
+        return format_html_join(
+            "", "<div>{}: <b>{}</b></div>", ((g["guardrail"], g["status"]) for g in last.guardrails)
+        )
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[RolloutPlan], name: str) -> None:
+        reason = request.POST.get("reason", "")
+        action = services.__dict__[{"approve": "approve_plan"}.get(name, name)]
+        for plan in queryset:
+            try:
+                action(plan, user=request.user, reason=reason)
+            except (services.RolloutError, PermissionDenied) as exc:
+                self.message_user(request, f"{plan}: {exc}", messages.ERROR)
+            except Exception as exc:
+                self.message_user(request, f"{plan}: {type(exc).__name__}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{plan}: {name} done.", messages.SUCCESS)
+
+    @admin.action(description="Approve the plan (someone other than its author)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "approve")
+
+    @admin.action(description="Start")
+    def start(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "start")
+
+    @admin.action(description="Pause")
+    def pause(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "pause")
+
+    @admin.action(description="Resume")
+    def resume(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "resume")
+
+    @admin.action(description="Advance to the next stage now")
+    def advance(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "advance")
+
+    @admin.action(description="Roll back now")
+    def rollback(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "rollback")
+
+    @admin.action(description="Abort (leave the flag as it is)")
+    def abort(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "abort")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            return roles.can(request.user, "view", obj.flag_state)
+        return bool(request.user.is_authenticated and request.user.is_staff)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            return roles.can(request.user, "edit_state", obj.flag_state)
+        return bool(request.user.is_authenticated and request.user.is_staff)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_authenticated and request.user.is_staff)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The delivery log: every message and each attempt."""
+
+    list_display = ["event", "channel", "target", "status", "attempts", "created_at",
+                    "delivered_at"]  # fmt: skip
+    list_filter = ["status", "channel", "event"]
+    readonly_fields = ["plan", "check_record", "event", "channel", "target", "webhook",
+                       "message_id", "payload", "status", "attempts", "next_attempt_at",
+                       "attempts_log", "created_at", "delivered_at"]  # fmt: skip
+    exclude = ["log"]
+
+    @admin.display(description="delivery log")
+    def attempts_log(self, obj: Notification) -> str:
+        return format_html_join(
+            "", "<div>#{} at {}: {}</div>",
+            ((e["attempt"], e["at"], e.get("error", "delivered")) for e in obj.log),
+        ) or format_html("{}", "no attempt yet")  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

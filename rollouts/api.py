@@ -1,0 +1,227 @@
+"""Management API for rollouts, under /api/v1/rollouts/.
+
+Thin views over rollouts.services (which check roles through flags.roles). Bad input is a JSON
+400 naming the field; a state conflict (already running, not approved) is a 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flags import roles
+from flags.api.base import ApiView
+from flags.api.permissions import ManagementAccess, request_key
+from flags.api.throttling import ManagementThrottle
+from flags.models import FlagState, Segment
+from rollouts import services
+from rollouts.models import RolloutCheck, RolloutPlan
+from rollouts.plan_templates import TEMPLATES
+
+
+class WebhookIn(serializers.Serializer[Any]):
+    url = serializers.URLField()
+    secret = serializers.RegexField(r"^whsec_[A-Za-z0-9+/=]{16,}$")
+    slack_format = serializers.BooleanField(default=False)
+
+
+class CreateIn(serializers.Serializer[Any]):
+    project = serializers.CharField()
+    flag = serializers.CharField()
+    environment = serializers.CharField()
+    template = serializers.ChoiceField(choices=sorted(TEMPLATES))
+    name = serializers.CharField(required=False, default="")
+    segment = serializers.CharField(required=False, allow_blank=True, default="")
+    on_variant = serializers.CharField(required=False, default="on")
+    bucket_by = serializers.CharField(required=False, default="targetingKey")
+    check_interval_seconds = serializers.IntegerField(min_value=10, default=300)
+    min_sample = serializers.IntegerField(min_value=0, default=200)
+    rollback_action = serializers.ChoiceField(
+        choices=RolloutPlan.RollbackAction.values, default=RolloutPlan.RollbackAction.ZERO
+    )
+    email_recipients = serializers.ListField(child=serializers.EmailField(), default=list)
+    webhooks = WebhookIn(many=True, default=list)
+
+
+class ReasonIn(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=1000)
+
+
+def plan_out(plan: RolloutPlan) -> dict[str, Any]:
+    state = plan.flag_state
+    last = plan.checks.exclude(guardrails=[]).order_by("-sequence").first()
+    return {
+        "id": plan.pk,
+        "name": plan.name,
+        "flag": state.flag.key,
+        "environment": state.environment.key,
+        "status": plan.status,
+        "status_reason": plan.status_reason,
+        "current_stage": plan.current_stage + 1,
+        "stage_started_at": plan.stage_started_at,
+        "next_check_at": plan.next_check_at if plan.status == RolloutPlan.Status.RUNNING else None,
+        "approved_by": str(plan.approved_by) if plan.approved_by else None,
+        "rollback_action": plan.rollback_action,
+        "version": plan.version,
+        "stages": [
+            {
+                "position": s.position + 1,
+                "name": s.name,
+                "weight": s.weight,
+                "percent": s.weight / 1000,
+                "segment": s.segment.key if s.segment else None,
+                "bake_seconds": s.bake_seconds,
+                "requires_approval": s.requires_approval,
+            }
+            for s in plan.stages.select_related("segment")
+        ],
+        "guardrails": [
+            {
+                "metric": g.metric,
+                "custom_name": g.custom_name,
+                "mode": g.mode,
+                "yellow": g.yellow,
+                "red": g.red,
+                "higher_is_worse": g.higher_is_worse,
+            }
+            for g in plan.guardrails.all()
+        ],
+        "guardrail_status": last.guardrails if last else [],
+    }
+
+
+def check_out(check: RolloutCheck) -> dict[str, Any]:
+    return {
+        "sequence": check.sequence,
+        "checked_at": check.checked_at,
+        "stage": check.stage + 1,
+        "verdict": check.verdict,
+        "reasons": check.reasons,
+        "guardrails": check.guardrails,
+        "samples": check.samples,
+        "sample_ratio": check.sample_ratio,
+        "applied": check.applied,
+        "actor": check.actor,
+        "manual": check.manual,
+    }
+
+
+class RolloutView(ApiView):
+    permission_classes = [ManagementAccess]
+    throttle_classes = [ManagementThrottle]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, services.RolloutError):
+            return Response(
+                {"errors": [{"path": exc.field, "message": exc.message}]}, status=exc.status
+            )
+        if isinstance(exc, DjangoPermissionDenied):
+            exc = PermissionDenied(str(exc))
+        return super().handle_exception(exc)
+
+    def plan(self, request: Request, pk: int) -> RolloutPlan:
+        plan = get_object_or_404(
+            RolloutPlan.objects.select_related(
+                "flag_state__flag", "flag_state__environment__project", "approved_by"
+            ),
+            pk=pk,
+        )
+        key = request_key(request)
+        if key is not None and key.environment_id != plan.flag_state.environment_id:
+            raise PermissionDenied("This API key is scoped to another environment.")
+        if not roles.can(request.user, "view", plan.flag_state):
+            raise PermissionDenied("You may not view this rollout.")
+        return plan
+
+    def valid(self, serializer: serializers.Serializer[Any]) -> dict[str, Any]:
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
+class RolloutList(RolloutView):
+    def get(self, request: Request) -> Response:
+        plans = RolloutPlan.objects.select_related(
+            "flag_state__flag", "flag_state__environment__project", "approved_by"
+        )
+        for param, lookup in (
+            ("project", "flag_state__flag__project__key"),
+            ("flag", "flag_state__flag__key"),
+            ("environment", "flag_state__environment__key"),
+            ("status", "status"),
+        ):
+            if param in request.query_params:
+                plans = plans.filter(**{lookup: request.query_params[param]})
+        visible = [p for p in plans[:200] if roles.can(request.user, "view", p.flag_state)]
+        return Response({"results": [plan_out(p) for p in visible]})
+
+    def post(self, request: Request) -> Response:
+        """Creates a plan from a template; ``start`` with a ``reason`` starts it at once."""
+        data = self.valid(CreateIn(data=request.data))
+        state = (
+            FlagState.objects.select_related("flag", "environment__project")
+            .filter(
+                flag__project__key=data["project"],
+                flag__key=data["flag"],
+                environment__key=data["environment"],
+            )
+            .first()
+        )
+        if state is None:
+            raise services.RolloutError("flag", "No such flag in this project and environment.")
+        key = request_key(request)
+        if key is not None and key.environment_id != state.environment_id:
+            raise PermissionDenied("This API key is scoped to another environment.")
+        segment = None
+        if data["segment"]:
+            segment = Segment.objects.filter(
+                project=state.flag.project, key=data["segment"]
+            ).first()
+            if segment is None:
+                raise services.RolloutError("segment", "No such segment in this project.")
+        plan = services.create_from_template(
+            state, template=data["template"], user=request.user, name=data["name"],
+            segment=segment, on_variant=data["on_variant"], bucket_by=data["bucket_by"],
+            check_interval_seconds=data["check_interval_seconds"], min_sample=data["min_sample"],
+            rollback_action=data["rollback_action"], email_recipients=data["email_recipients"],
+            webhooks=[services.WebhookSpec(**w) for w in data["webhooks"]],
+        )  # fmt: skip
+        return Response(plan_out(plan), status=201)
+
+
+class RolloutDetail(RolloutView):
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(plan_out(self.plan(request, pk)))
+
+
+class RolloutTimeline(RolloutView):
+    def get(self, request: Request, pk: int) -> Response:
+        plan = self.plan(request, pk)
+        return Response({"results": [check_out(c) for c in plan.checks.order_by("sequence")]})
+
+
+ACTIONS: dict[str, Callable[..., RolloutPlan]] = {
+    "approve": services.approve_plan,
+    "start": services.start,
+    "pause": services.pause,
+    "resume": services.resume,
+    "advance": services.advance,
+    "rollback": services.rollback,
+    "abort": services.abort,
+}
+
+
+class RolloutAction(RolloutView):
+    def post(self, request: Request, pk: int, action: str) -> Response:
+        if action not in ACTIONS:
+            raise services.RolloutError("action", f"Choose one of {sorted(ACTIONS)}.", 404)
+        plan = self.plan(request, pk)
+        reason = self.valid(ReasonIn(data=request.data))["reason"]
+        plan = ACTIONS[action](plan, user=request.user, reason=reason)
+        return Response(plan_out(plan))

@@ -1,0 +1,243 @@
+"""Rollout plans, their stages and guardrails, the timeline of checks, and notification logs.
+
+A plan drives one flag in one environment through ordered stages. Percentages are stored in the
+engine's units (1/100,000), so what a stage says is exactly what the ruleset serves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from flags.models import FlagState, Segment
+
+FULL = 100_000  # the engine's weight units: 100,000 = 100 %
+
+
+class RolloutPlan(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft (not started)"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        ABORTED = "aborted", "Aborted"
+
+    class RollbackAction(models.TextChoices):
+        ZERO = "zero", "Set the rollout to 0%"
+        KILL = "kill", "Use the flag's kill switch"
+
+    ACTIVE = (Status.RUNNING, Status.PAUSED)
+
+    flag_state = models.ForeignKey(FlagState, on_delete=models.CASCADE, related_name="rollouts")
+    name = models.CharField(max_length=200)
+    template = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    status_reason = models.TextField(blank=True)
+    on_variant = models.CharField(max_length=100, default="on")
+    off_variant = models.CharField(max_length=100, default="off")
+    bucket_by = models.CharField(max_length=100, default="targetingKey")
+    # -1 before the first stage is applied.
+    current_stage = models.IntegerField(default=-1)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The FlagState version the rollout itself last wrote: any other version means a hand edit.
+    applied_state_version = models.PositiveIntegerField(null=True, blank=True)
+    check_interval_seconds = models.PositiveIntegerField(default=300)
+    min_sample = models.PositiveIntegerField(
+        default=200, help_text="Flag-on users needed in each stage before it may progress."
+    )
+    insufficient_traffic_extension_seconds = models.PositiveIntegerField(
+        default=24 * 3600,
+        help_text="After the bake time, how long to wait for the minimum sample before holding "
+        "and alerting.",
+    )
+    false_positive_rate = models.FloatField(
+        default=0.05,
+        help_text="Chance that a healthy rollout is rolled back, shared by all guardrails.",
+    )
+    design_sample = models.PositiveIntegerField(
+        default=500,
+        help_text="Flag-on users at which the sequential test is most sensitive.",
+    )
+    rollback_action = models.CharField(
+        max_length=8, choices=RollbackAction.choices, default=RollbackAction.ZERO
+    )
+    email_recipients = models.JSONField(default=list, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    alerted_stage = models.IntegerField(
+        default=-1, help_text="The last stage a hold-with-alert was sent for (sent once)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one active rollout per flag and environment: two would fight.
+            models.UniqueConstraint(
+                fields=["flag_state"],
+                condition=models.Q(status__in=["running", "paused"]),
+                name="one_active_rollout_per_flag_state",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "next_check_at"], name="rollout_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_status_display()})"
+
+
+class RolloutStage(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100, blank=True)
+    weight = models.PositiveIntegerField(
+        help_text="Share of the default rollout that gets the flag, in 1/100,000 (5% = 5000)."
+    )
+    segment = models.ForeignKey(
+        Segment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Also serve the flag to everyone in this segment (internal users first).",
+    )
+    bake_seconds = models.PositiveIntegerField(default=24 * 3600)
+    min_sample = models.PositiveIntegerField(null=True, blank=True)
+    requires_approval = models.BooleanField(
+        default=False, help_text="A person must approve leaving this stage."
+    )
+
+    class Meta:
+        ordering = ["plan", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="rollout_stage_position"),
+            models.CheckConstraint(
+                condition=models.Q(weight__lte=FULL), name="rollout_stage_weight_max"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.weight / 1000:g}%"
+
+
+class Guardrail(models.Model):
+    class Metric(models.TextChoices):
+        ERROR_RATE = "error_rate", "Error rate (share of users with an error)"
+        LATENCY_P95 = "latency_p95", "p95 latency (ms)"
+        CONVERSION_RATE = "conversion_rate", "Conversion rate"
+        CUSTOM = "custom", "Custom count metric (events per exposed user)"
+
+    class Mode(models.TextChoices):
+        RELATIVE = "relative", "Relative to the control cohort"
+        ABSOLUTE = "absolute", "Absolute value of the flag-on cohort"
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="guardrails")
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    custom_name = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    # Relative: a ratio to control (2.0 = twice control; 0.9 = 10 % lower). Absolute: the value.
+    yellow = models.FloatField()
+    red = models.FloatField()
+    higher_is_worse = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["plan", "id"]
+
+    def __str__(self) -> str:
+        name = self.custom_name if self.metric == self.Metric.CUSTOM else self.metric
+        return f"{name} {self.mode} red {self.red:g}"
+
+
+class RolloutCheck(models.Model):
+    """One decision on the timeline: a scheduled check or a person's action, with the evidence."""
+
+    class Verdict(models.TextChoices):
+        PROGRESS = "progress", "Progress"
+        HOLD = "hold", "Hold"
+        ROLLBACK = "rollback", "Roll back"
+        PAUSE = "pause", "Pause"
+        RESUME = "resume", "Resume"
+        START = "start", "Start"
+        ABORT = "abort", "Abort"
+        COMPLETE = "complete", "Complete"
+        APPROVE = "approve", "Plan approved"
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="checks")
+    sequence = models.PositiveIntegerField()
+    checked_at = models.DateTimeField()
+    stage = models.IntegerField()
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    reasons = models.JSONField(default=list)
+    guardrails = models.JSONField(default=list)
+    samples = models.JSONField(default=dict)
+    sample_ratio = models.JSONField(null=True, blank=True)
+    applied = models.CharField(max_length=200, blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+    manual = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["plan", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "sequence"], name="rollout_check_sequence")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.verdict}"
+
+
+class WebhookTarget(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(
+        max_length=200, help_text="Standard Webhooks secret (whsec_… base64) used to sign."
+    )
+    slack_format = models.BooleanField(default=False, help_text="Send a Slack-compatible body.")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Notification(models.Model):
+    """One message to one target, with every delivery attempt (the delivery log)."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="notifications")
+    check_record = models.ForeignKey(
+        RolloutCheck, null=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    event = models.CharField(max_length=32)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    target = models.CharField(max_length=500)
+    webhook = models.ForeignKey(WebhookTarget, null=True, blank=True, on_delete=models.SET_NULL)
+    message_id = models.CharField(max_length=64, unique=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    log = models.JSONField(default=list, help_text="One entry per attempt: when, outcome.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.target} ({self.status})"

@@ -1,0 +1,600 @@
+"""Rollout use cases: create from a template, approve, start, steer, and the scheduled check.
+
+Every function runs one transaction holding the plan's row lock; the timeline record, the plan's
+new position and the flag write (rollouts.apply) commit together or not at all, so a worker
+killed mid-check leaves nothing half done, and the next check simply runs again. Two workers:
+the scheduled check takes the lock with SKIP LOCKED and re-reads ``next_check_at`` under it, so
+a plan is checked by one of them and a stage is never applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from flags import roles
+from flags.errors import ApprovalRequired, ChangeRejected, VersionConflict
+from flags.models import FlagState, Segment
+from rollouts import apply, notify
+from rollouts.decision import (
+    Action,
+    Clock,
+    Evidence,
+    GuardrailSpec,
+    PlanSpec,
+    StageSpec,
+    Verdict,
+    decide,
+)
+from rollouts.evidence import EvidenceRequest, gather
+from rollouts.models import Guardrail, RolloutCheck, RolloutPlan, RolloutStage, WebhookTarget
+from rollouts.plan_templates import DEFAULT_GUARDRAILS, TEMPLATES, StageTemplate
+
+logger = logging.getLogger(__name__)
+Status = RolloutPlan.Status
+UserLike = User | AnonymousUser
+
+
+class RolloutError(Exception):
+    """A request that cannot be carried out; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        self.field = field
+        self.message = message
+        self.status = status
+        super().__init__(f"{field}: {message}")
+
+
+def time_scale() -> float:
+    return float(getattr(settings, "FLAGSITE_ROLLOUT_TIME_SCALE", 1.0))
+
+
+def _require(user: UserLike | None, action: roles.Action, plan_or_state: Any) -> None:
+    state = plan_or_state.flag_state if isinstance(plan_or_state, RolloutPlan) else plan_or_state
+    if not roles.can(user, action, state):
+        raise PermissionDenied(f"You may not {action.replace('_', ' ')} in {state.environment}.")
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise RolloutError("reason", "Say why (a reason is required).")
+    return reason
+
+
+# --- Specs for the pure decision ---------------------------------------------------------------
+
+
+def guardrail_specs(plan: RolloutPlan) -> tuple[GuardrailSpec, ...]:
+    return tuple(
+        GuardrailSpec(g.metric, g.mode, g.yellow, g.red, g.higher_is_worse, g.custom_name)
+        for g in plan.guardrails.all()
+    )
+
+
+def stage_spec(plan: RolloutPlan, stage: RolloutStage) -> StageSpec:
+    min_sample = stage.min_sample if stage.min_sample is not None else plan.min_sample
+    return StageSpec(stage.position, stage.weight, stage.bake_seconds, min_sample,
+                     stage.requires_approval)  # fmt: skip
+
+
+def plan_spec(plan: RolloutPlan, stages: Sequence[RolloutStage]) -> PlanSpec:
+    return PlanSpec(
+        tuple(stage_spec(plan, s) for s in stages),
+        guardrail_specs(plan),
+        plan.insufficient_traffic_extension_seconds,
+        environment_requires_approval=plan.flag_state.environment.requires_approval,
+        plan_approved=plan.approved_by_id is not None,
+    )
+
+
+def evidence_request(plan: RolloutPlan) -> EvidenceRequest:
+    return EvidenceRequest(
+        plan.on_variant,
+        plan.off_variant,
+        guardrail_specs(plan),
+        plan.false_positive_rate,
+        plan.design_sample,
+        srm_applies=plan.current_stage == 0,
+    )
+
+
+# --- Creating and approving ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    url: str
+    secret: str
+    slack_format: bool = False
+
+
+def create_from_template(
+    flag_state: FlagState,
+    *,
+    template: str,
+    user: UserLike | None,
+    name: str = "",
+    segment: Segment | None = None,
+    on_variant: str = "on",
+    bucket_by: str = "targetingKey",
+    check_interval_seconds: int = 300,
+    min_sample: int = 200,
+    rollback_action: str = RolloutPlan.RollbackAction.ZERO,
+    email_recipients: Iterable[str] = (),
+    webhooks: Iterable[WebhookSpec] = (),
+    stages: Sequence[StageTemplate] | None = None,
+) -> RolloutPlan:
+    """A draft plan from a template (or explicit stages) with the
+    default guardrails. Nothing is served until ``start``."""
+    _require(user, "edit_state", flag_state)
+    if template not in TEMPLATES and stages is None:
+        raise RolloutError("template", f"Unknown template; choose one of {sorted(TEMPLATES)}.")
+    variants = flag_state.flag.variants or {}
+    off_variant = flag_state.off_variant
+    if on_variant not in variants or on_variant == off_variant:
+        raise RolloutError(
+            "on_variant", f"The flag has no variant {on_variant!r} besides its off variant."
+        )
+    if rollback_action not in RolloutPlan.RollbackAction.values:
+        raise RolloutError("rollback_action", f"Choose one of {RolloutPlan.RollbackAction.values}.")
+    stage_rows = list(stages) if stages is not None else list(TEMPLATES[template][1])
+    if not stage_rows:
+        raise RolloutError("stages", "A plan needs at least one stage.")
+    weights = [row.weight for row in stage_rows]
+    if any(not 0 <= w <= 100_000 for w in weights) or weights != sorted(weights):
+        raise RolloutError("stages", "Stage weights run from 0 to 100000 and never decrease.")
+    if any(row.uses_segment for row in stage_rows) and segment is None:
+        raise RolloutError("segment", "This template starts with a segment: choose one.")
+    if segment is not None and segment.project_id != flag_state.flag.project_id:
+        raise RolloutError("segment", "The segment belongs to another project.")
+    user_obj = user if user is not None and user.is_authenticated else None
+    with transaction.atomic():
+        plan = RolloutPlan.objects.create(
+            flag_state=flag_state,
+            name=name or f"{flag_state.flag.key} {template or 'custom'} rollout",
+            template=template if stages is None else "",
+            on_variant=on_variant,
+            off_variant=off_variant,
+            bucket_by=bucket_by,
+            check_interval_seconds=check_interval_seconds,
+            min_sample=min_sample,
+            rollback_action=rollback_action,
+            email_recipients=list(email_recipients) or list(getattr(settings, "OPS_EMAILS", [])),
+            created_by=user_obj,
+        )
+        for position, row in enumerate(stage_rows):
+            RolloutStage.objects.create(
+                plan=plan,
+                position=position,
+                name=row.name,
+                weight=row.weight,
+                bake_seconds=row.bake_seconds,
+                requires_approval=row.requires_approval,
+                segment=segment if row.uses_segment else None,
+                min_sample=row.min_sample,
+            )
+        for g in DEFAULT_GUARDRAILS:
+            Guardrail.objects.create(
+                plan=plan, metric=g.metric, mode=g.mode, yellow=g.yellow, red=g.red,
+                higher_is_worse=g.higher_is_worse,
+            )  # fmt: skip
+        for hook in webhooks:
+            WebhookTarget.objects.create(
+                plan=plan, url=hook.url, secret=hook.secret, slack_format=hook.slack_format
+            )
+    return plan
+
+
+def _lock(plan: RolloutPlan | int) -> RolloutPlan:
+    pk = plan if isinstance(plan, int) else plan.pk
+    return (
+        RolloutPlan.objects.select_for_update(of=("self",))
+        .select_related("flag_state__environment__project", "flag_state__flag", "approved_by")
+        .get(pk=pk)
+    )
+
+
+def _record(
+    plan: RolloutPlan,
+    now: datetime,
+    verdict: str,
+    reasons: Sequence[dict[str, str]],
+    *,
+    actor: str,
+    manual: bool,
+    applied: str = "",
+    stage: int | None = None,
+    evidence: Evidence | None = None,
+    result: Verdict | None = None,
+) -> RolloutCheck:
+    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    samples: dict[str, Any] = {}
+    if evidence is not None:
+        samples = {
+            "treatment_users": evidence.treatment_users,
+            "control_users": evidence.control_users,
+            "stage_treatment_users": evidence.stage_treatment_users,
+            "stage_control_users": evidence.stage_control_users,
+            "tests": {
+                name: {
+                    "ok": m.ok,
+                    "control": m.control_value,
+                    "treatment": m.treatment_value,
+                    "effect": m.effect,
+                    "fixed_significant": m.fixed_significant,
+                    "sequential_p": m.sequential_p,
+                    "sequential_reject": m.sequential_reject,
+                    "message": m.message,
+                }
+                for name, m in evidence.metrics.items()
+            },
+        }
+    return RolloutCheck.objects.create(
+        plan=plan,
+        sequence=last + 1,
+        checked_at=now,
+        stage=plan.current_stage if stage is None else stage,
+        verdict=verdict,
+        reasons=list(reasons),
+        guardrails=[g.as_dict() for g in result.guardrails] if result else [],
+        samples=samples,
+        sample_ratio=(
+            {"mismatch": evidence.sample_ratio_mismatch, "sequential_p": evidence.sample_ratio_p}
+            if evidence is not None
+            else None
+        ),
+        applied=applied,
+        actor=actor,
+        manual=manual,
+    )
+
+
+def _who(user: UserLike | None) -> str:
+    return str(user) if user is not None else "system"
+
+
+def approve_plan(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    """The one-time approval of a plan, by a person other than its author who may approve in
+    the environment. (To be routed through change requests by flags' governance pipeline.)"""
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        if user is None or not user.is_authenticated:
+            raise PermissionDenied("Approval needs a person.")
+        if not roles.can(user, "approve", locked.flag_state.environment):
+            raise PermissionDenied("You may not approve changes in this environment.")
+        if locked.created_by_id == user.pk:
+            raise PermissionDenied("You cannot approve your own plan.")
+        if locked.status not in (Status.DRAFT, *RolloutPlan.ACTIVE):
+            raise RolloutError("status", f"The plan is {locked.get_status_display()}.", 409)
+        locked.approved_by = user
+        locked.approved_at = now
+        locked.version += 1
+        locked.save()
+        _record(locked, now, "approve", [{"code": "approved", "message": reason}],
+                actor=_who(user), manual=True)  # fmt: skip
+    return locked
+
+
+# --- Starting and steering -----------------------------------------------------------------------
+
+
+def _stages(plan: RolloutPlan) -> list[RolloutStage]:
+    return list(plan.stages.select_related("segment").order_by("position"))
+
+
+def _schedule(plan: RolloutPlan, now: datetime) -> None:
+    plan.last_checked_at = now
+    plan.next_check_at = now + timedelta(seconds=plan.check_interval_seconds / time_scale())
+
+
+def _evidence_reason(plan: RolloutPlan, what: str, why: str) -> str:
+    return f"rollout plan #{plan.pk} ({plan.name}): {what}. {why}"
+
+
+def start(
+    plan: RolloutPlan, *, user: UserLike | None, reason: str, now: datetime | None = None
+) -> RolloutPlan:
+    reason = _reason(reason)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        if locked.status != Status.DRAFT:
+            raise RolloutError("status", f"The plan is {locked.get_status_display()}.", 409)
+        env = locked.flag_state.environment
+        if env.requires_approval and locked.approved_by_id is None:
+            raise RolloutError(
+                "approval", f"{env.key} requires approval: approve the plan first.", 409
+            )
+        if RolloutPlan.objects.filter(
+            flag_state=locked.flag_state, status__in=RolloutPlan.ACTIVE
+        ).exists():
+            raise RolloutError("flag_state", "Another rollout of this flag is active here.", 409)
+        first = _stages(locked)[0]
+        state = FlagState.objects.get(pk=locked.flag_state_id)
+        text = _evidence_reason(locked, f"start at stage 1 ({first})", reason)
+        try:
+            version = apply.apply_stage(locked, first, state.version, text)
+        except ChangeRejected as exc:
+            raise RolloutError("flag_state", str(exc)) from exc
+        locked.status = Status.RUNNING
+        locked.current_stage = 0
+        locked.started_at = locked.stage_started_at = now
+        locked.applied_state_version = version
+        locked.version += 1
+        _schedule(locked, now)
+        locked.save()
+        _record(locked, now, RolloutCheck.Verdict.START, [{"code": "start", "message": reason}],
+                actor=_who(user), manual=True, applied=f"stage 1 ({first})")  # fmt: skip
+    return locked
+
+
+def _require_active(plan: RolloutPlan, *statuses: str) -> None:
+    if plan.status not in statuses:
+        raise RolloutError("status", f"The plan is {plan.get_status_display()}.", 409)
+
+
+def pause(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        _require_active(locked, Status.RUNNING)
+        locked.status = Status.PAUSED
+        locked.status_reason = reason
+        locked.version += 1
+        locked.save()
+        _record(locked, now, RolloutCheck.Verdict.PAUSE, [{"code": "paused", "message": reason}],
+                actor=_who(user), manual=True)  # fmt: skip
+    return locked
+
+
+def resume(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    """Runs a paused rollout again. The flag's current targeting becomes the rollout's own (a
+    hand edit that paused it is accepted); the stage's bake time starts over."""
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        _require_active(locked, Status.PAUSED)
+        locked.status = Status.RUNNING
+        locked.status_reason = ""
+        locked.applied_state_version = FlagState.objects.get(pk=locked.flag_state_id).version
+        locked.stage_started_at = now
+        locked.version += 1
+        _schedule(locked, now)
+        locked.save()
+        _record(locked, now, RolloutCheck.Verdict.RESUME, [{"code": "resumed", "message": reason}],
+                actor=_who(user), manual=True)  # fmt: skip
+    return locked
+
+
+def _progress(locked: RolloutPlan, stages: list[RolloutStage], now: datetime, text: str) -> str:
+    """Moves to the next stage, or completes; returns what was applied."""
+    index = locked.current_stage
+    if index >= len(stages) - 1:
+        locked.status = Status.COMPLETED
+        locked.finished_at = now
+        return "completed"
+    nxt = stages[index + 1]
+    expected = locked.applied_state_version or 0
+    locked.applied_state_version = apply.apply_stage(locked, nxt, expected, text)
+    locked.current_stage = index + 1
+    locked.stage_started_at = now
+    return f"stage {index + 2} ({nxt})"
+
+
+def advance(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    """A person moves the rollout to its next stage now (this is also a stage's approval)."""
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        _require_active(locked, Status.RUNNING, Status.PAUSED)
+        env = locked.flag_state.environment
+        if env.requires_approval and locked.approved_by_id is None:
+            raise RolloutError(
+                "approval", f"{env.key} requires approval: approve the plan first.", 409
+            )
+        stages = _stages(locked)
+        text = _evidence_reason(locked, "advanced by hand", f"{reason} (by {_who(user)})")
+        try:
+            applied = _progress(locked, stages, now, text)
+        except VersionConflict as exc:
+            raise RolloutError("flag_state", f"The flag was edited by hand: {exc}", 409) from exc
+        locked.version += 1
+        _schedule(locked, now)
+        locked.save()
+        verdict = (
+            RolloutCheck.Verdict.COMPLETE
+            if locked.status == Status.COMPLETED
+            else RolloutCheck.Verdict.PROGRESS
+        )
+        record = _record(locked, now, verdict, [{"code": "advanced", "message": reason}],
+                         actor=_who(user), manual=True, applied=applied)  # fmt: skip
+        if locked.status == Status.COMPLETED:
+            notify.queue(locked, record, "completed", reason)
+    return locked
+
+
+def rollback(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "kill", locked)
+        _require_active(locked, Status.RUNNING, Status.PAUSED, Status.COMPLETED)
+        text = _evidence_reason(locked, "rolled back by hand", f"{reason} (by {_who(user)})")
+        apply.apply_rollback(locked, text)
+        locked.status = Status.ROLLED_BACK
+        locked.status_reason = reason
+        locked.finished_at = now
+        locked.version += 1
+        locked.save()
+        record = _record(locked, now, RolloutCheck.Verdict.ROLLBACK,
+                         [{"code": "manual_rollback", "message": reason}],
+                         actor=_who(user), manual=True, applied=locked.rollback_action)  # fmt: skip
+        notify.queue(locked, record, "rolled_back", reason)
+    return locked
+
+
+def abort(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
+    """Stops the rollout and leaves the flag as it is now."""
+    reason = _reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        _require_active(locked, Status.DRAFT, Status.RUNNING, Status.PAUSED)
+        locked.status = Status.ABORTED
+        locked.status_reason = reason
+        locked.finished_at = now
+        locked.version += 1
+        locked.save()
+        _record(locked, now, RolloutCheck.Verdict.ABORT, [{"code": "aborted", "message": reason}],
+                actor=_who(user), manual=True)  # fmt: skip
+    return locked
+
+
+# --- The scheduled check -----------------------------------------------------------------------
+
+
+def _pause_for(locked: RolloutPlan, now: datetime, code: str, message: str) -> RolloutCheck:
+    locked.status = Status.PAUSED
+    locked.status_reason = message
+    locked.version += 1
+    _schedule(locked, now)
+    locked.save()
+    record = _record(locked, now, RolloutCheck.Verdict.PAUSE, [{"code": code, "message": message}],
+                     actor=str(apply.actor_for(locked)), manual=False)  # fmt: skip
+    notify.queue(locked, record, "paused", message)
+    return record
+
+
+def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
+    """Checks one running rollout if it is due and applies the verdict. None: not due, not
+    running, or another worker holds it right now."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            RolloutPlan.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("flag_state__environment__project", "flag_state__flag", "approved_by")
+            .filter(pk=plan_id, status=Status.RUNNING)
+            .first()
+        )
+        if locked is None or (locked.next_check_at is not None and locked.next_check_at > now):
+            return None
+        state = locked.flag_state
+        if state.version != locked.applied_state_version:
+            return _pause_for(
+                locked, now, "manual_edit",
+                f"the flag's targeting was edited outside the rollout (version {state.version}, "
+                f"the rollout wrote version {locked.applied_state_version}): paused; resume to "
+                "continue from the edited targeting",
+            )  # fmt: skip
+        stages = _stages(locked)
+        stage = stages[locked.current_stage]
+        evidence = gather(
+            state.environment_id, state.flag.key, evidence_request(locked),
+            locked.started_at or now, locked.stage_started_at or now, now,
+        )  # fmt: skip
+        verdict = decide(
+            plan_spec(locked, stages),
+            stage_spec(locked, stage),
+            Clock(now, locked.stage_started_at or now, time_scale()),
+            evidence,
+        )
+        return _apply_verdict(locked, stages, now, verdict, evidence)
+
+
+def _apply_verdict(
+    locked: RolloutPlan,
+    stages: list[RolloutStage],
+    now: datetime,
+    verdict: Verdict,
+    evidence: Evidence,
+) -> RolloutCheck:
+    reasons = [r.as_dict() for r in verdict.reasons]
+    summary = "; ".join(r.message for r in verdict.reasons)
+    stage_index = locked.current_stage
+    applied = ""
+    event = ""
+    sequence = (
+        locked.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    ) + 1
+    codes = ", ".join(dict.fromkeys(str(c) for c in verdict.codes))
+    # The flag's history keeps a short reason; the evidence is the timeline's check record.
+    text = (
+        f"rollout #{locked.pk} {verdict.action} at stage {stage_index + 1} "
+        f"({stages[stage_index]}), check #{sequence}: {codes}"
+    )
+    if verdict.action == Action.ROLLBACK:
+        locked.applied_state_version = apply.apply_rollback(locked, text)
+        locked.status = Status.ROLLED_BACK
+        locked.status_reason = summary
+        locked.finished_at = now
+        applied, event = locked.rollback_action, "rolled_back"
+    elif verdict.action == Action.PROGRESS:
+        try:
+            with transaction.atomic():
+                applied = _progress(locked, stages, now, text)
+        except (VersionConflict, ChangeRejected, ApprovalRequired) as exc:
+            return _pause_for(
+                locked, now, "apply_failed", f"the next stage could not be applied: {exc}"
+            )
+        event = "completed" if locked.status == Status.COMPLETED else ""
+    elif verdict.alert and locked.alerted_stage != stage_index:
+        locked.alerted_stage = stage_index
+        event = "held"
+    locked.version += 1
+    _schedule(locked, now)
+    locked.save()
+    record_verdict = (
+        RolloutCheck.Verdict.COMPLETE if locked.status == Status.COMPLETED else str(verdict.action)
+    )
+    record = _record(
+        locked, now, record_verdict, reasons, actor=str(apply.actor_for(locked)), manual=False,
+        applied=applied, stage=stage_index, evidence=evidence, result=verdict,
+    )  # fmt: skip
+    if event:
+        notify.queue(locked, record, event, summary)
+    return record
+
+
+def due_plan_ids(now: datetime) -> list[int]:
+    return list(
+        RolloutPlan.objects.filter(status=Status.RUNNING, next_check_at__lte=now)
+        .order_by("next_check_at")
+        .values_list("pk", flat=True)
+    )
+
+
+def check_due(now: datetime | None = None) -> list[RolloutCheck]:
+    """One beat pass: every running rollout that is due. A failure in one does not stop the
+    others (it is logged; its next pass tries again)."""
+    now = now or timezone.now()
+    done = []
+    for plan_id in due_plan_ids(now):
+        try:
+            record = check(plan_id, now)
+        except Exception:
+            logger.exception("rollout check failed", extra={"plan_id": plan_id})
+            continue
+        if record is not None:
+            done.append(record)
+    return done

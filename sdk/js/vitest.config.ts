@@ -1,0 +1,8 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "packages/*/test/**/*.test.tsx"],
+    environment: "node",
+  },
+});

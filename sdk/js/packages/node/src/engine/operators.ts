@@ -61,7 +61,11 @@ function rawGetter(attr: string): Getter {
 }
 
 // Mixed bigint/number comparisons and == are exact in JavaScript, like Python's int/float ones.
-/* eslint-disable eqeqeq */
+
+/** Number/bigint equality, exact as Python's int/float comparison is. */
+function looselyEqual(x: number, v: unknown): boolean {
+  return (x as unknown) == v;
+}
 
 /** The value of `attr` in a context (undefined when absent); targetingKey falls back to userId. */
 export function attributeGetter(attr: string): Getter {
@@ -153,7 +157,7 @@ function membershipCondition(
         `${label}: attribute '${attr}' is a ${kind(v)}, the condition compares ${compared}`,
       );
     }
-    if (typeof v === "bigint") return values.some((x) => typeof x === "number" && x == v) !== invert; // exact
+    if (typeof v === "bigint") return values.some((x) => typeof x === "number" && looselyEqual(x, v)) !== invert;
     return pool.has(typeof v === "string" ? wellFormed(v) : v) !== invert;
   }
 
@@ -192,7 +196,7 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
       }
       if (k === "boolean") return values.some((x) => x === v) !== invert;
       // a bigint (an integer beyond 2^53, as Python keeps them) compares exactly with ==
-      if (k === "number") return values.some((x) => typeof x === "number" && x == v) !== invert;
+      if (k === "number") return values.some((x) => typeof x === "number" && looselyEqual(x, v)) !== invert;
       return folded.has(casefold(v as string)) !== invert;
     };
   }

@@ -4,6 +4,7 @@
  * ConditionProblem, which the rule loop turns into "condition false" plus a note.
  */
 import { RE2JS } from "re2js";
+import { CASEFOLD_EXCEPTIONS } from "./casefold-table.js";
 import { compareSemver, instantOf, parseInstant, parseSemver } from "./coerce.js";
 import { type Context, MAX_VALUE_CODE_POINTS } from "./types.js";
 
@@ -87,9 +88,19 @@ export function kind(v: unknown): string {
   return "dict";
 }
 
-/** Python's str.casefold as far as JavaScript allows: full upper then lower case mapping. */
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * Python's str.casefold: per code point, the full upper-then-lower mapping, corrected by the
+ * generated table where the two languages' Unicode data disagree (Cherokee, ẞ, final sigma...).
+ */
 export function casefold(s: string): string {
-  return wellFormed(s).toUpperCase().toLowerCase().replaceAll("ς", "σ");
+  if (ASCII.test(s)) return s.toLowerCase();
+  let out = "";
+  for (const c of wellFormed(s)) {
+    out += CASEFOLD_EXCEPTIONS.get(c.codePointAt(0)!) ?? c.toUpperCase().toLowerCase();
+  }
+  return out;
 }
 
 export function compileCondition(

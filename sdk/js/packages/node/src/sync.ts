@@ -101,7 +101,9 @@ export class RulesetSync {
             received = true;
             if (event.event !== "ruleset") return;
             try {
-              this.options.install(JSON.parse(event.data) as RulesetDocument, "stream");
+              // {"version": n, "ruleset": document}: the frame's version is the one the ETag names
+              const frame = JSON.parse(event.data) as { version: number; ruleset: RulesetDocument };
+              this.options.install({ ...frame.ruleset, version: frame.version }, "stream");
             } catch (exc) {
               this.options.logger.warn(`a stream event did not parse: ${describe(exc)}`);
             }

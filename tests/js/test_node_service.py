@@ -62,7 +62,10 @@ def get(url: str) -> Any:
     return response.json()
 
 
-def test_express_serves_the_python_engines_variants(service: Service, world: DemoWorld) -> None:
+def test_express_serves_the_python_engines_variants_and_follows_a_kill(
+    service: Service, world: DemoWorld
+) -> None:
+    """One server and one Express process for both halves: starting them is most of the time."""
     compiled = compile_ruleset(build_ruleset_document(world.environment, version=1))
     engines = set()
     for n in range(1000, 1060):
@@ -79,8 +82,7 @@ def test_express_serves_the_python_engines_variants(service: Service, world: Dem
     assert get(f"{service.express}/accounts/acct-1001/flags")["flags"]["bulk-invoice-api"] == "on"
     assert get(f"{service.express}/accounts/acct-1050/flags")["flags"]["bulk-invoice-api"] == "off"
 
-
-def test_express_follows_a_kill_switch_within_a_second(service: Service, world: DemoWorld) -> None:
+    # a kill switch through the management API reaches the Express process within a second
     url = f"{service.express}/accounts/acct-1001/flags"
     before = get(url)
     assert before["flags"]["bulk-invoice-api"] == "on"

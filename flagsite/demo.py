@@ -33,10 +33,9 @@ KEY_NAME = "Demo page (/demo/)"
 
 
 def demo_client_raw_key(environment: Environment) -> str:
-    """The demo page's client key for one environment: stable, and derivable only with SECRET_KEY."""
-    mac = hmac.new(
-        settings.SECRET_KEY.encode(), f"flagsite-demo-client-key:{environment.pk}".encode(), hashlib.sha256
-    )
+    """The demo page's client key for one environment: stable, derivable only with SECRET_KEY."""
+    message = f"flagsite-demo-client-key:{environment.pk}".encode()
+    mac = hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256)
     return "fs_cli_" + urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 

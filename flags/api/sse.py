@@ -92,9 +92,8 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
     if key is None:
         return _refusal(401, "Unknown or revoked API key.")
     if key.kind not in ("server", "client"):
-        return _refusal(
-            403, f"A {key.kind} key cannot be used here: this endpoint needs a server or client key."
-        )
+        needs = "this endpoint needs a server or client key."
+        return _refusal(403, f"A {key.kind} key cannot be used here: {needs}")
     frame = ruleset_frame if key.kind == "server" else version_frame
     limit = int(settings.FLAGSITE_SSE_MAX_STREAMS_PER_KEY)
     if _open_streams[key.id] >= limit:

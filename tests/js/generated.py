@@ -17,7 +17,8 @@ ATTRIBUTES = ["targetingKey", "userId", "accountId", "plan", "country", "email",
               "version", "signup", "tags", "beta", "name"]  # fmt: skip
 PLANS = ["free", "pro", "enterprise", "FREE", "Pro"]
 COUNTRIES = ["US", "UK", "DE", "FR", "us", "JP"]
-ODD_LETTERS = ["ß", "ẞ", "İ", "ı", "Σ", "ς", "σ", "é", "É", "東", "京", "😀", "ﬁ", "K", "ǅ", "Ꭰ", "ꭰ"]
+# letters whose case folding differs between naive lowercasing and Python's casefold
+ODD_LETTERS = list("ßẞİ\u0131Σς\u03c3éÉ東京😀ﬁKǅ\u13a0ꭰ")
 DOMAINS = ["example.com", "acme.com", "ACME.com", "sub.acme.com", "mail.test"]
 VERSIONS = ["1.0.0", "1.2.3", "v1.2.3", "2.0.0-rc.1", "2.0.0-rc.10", "2.0.0-alpha", "2.0.0",
             "1.2.3+build.5", "10.0.0", "1.2", "banana", "0.9.99"]  # fmt: skip
@@ -63,7 +64,8 @@ def _attribute_value(rng: random.Random, attr: str) -> Any:
         return rng.choice([None, 7, _fraction(rng), True, ["a", 1], {"k": 1}, "", _text(rng),
                            2**60 + rng.randint(0, 9)])  # fmt: skip
     if attr in ("targetingKey", "userId"):
-        return rng.choice([f"user-{rng.randint(0, 5000)}", _text(rng) or "u", rng.randint(0, 10**6)])
+        user = f"user-{rng.randint(0, 5000)}"
+        return rng.choice([user, _text(rng) or "u", rng.randint(0, 10**6)])
     if attr == "accountId":
         return f"acct-{rng.randint(1000, 1100)}"
     if attr == "plan":
@@ -174,7 +176,8 @@ def ruleset(rng: random.Random, version: int) -> dict[str, Any]:
         flag: dict[str, Any] = {
             "key": key, "version": rng.randint(1, 9), "valueType": value_type,
             "variants": variants, "enabled": rng.random() < 0.9, "offVariant": rng.choice(names),
-            "salt": rng.choice([key, f"{key}-reshuffled", "a.b"]), "clientVisible": rng.random() < 0.5,
+            "salt": rng.choice([key, f"{key}-reshuffled", "a.b"]),
+            "clientVisible": rng.random() < 0.5,
             "rules": [
                 {"id": f"r{j}", "conditions": [_condition(rng, list(segments))
                                                for _ in range(rng.randint(0, 3))],

@@ -47,7 +47,8 @@ def seed_contexts(rng: random.Random, n: int) -> list[dict[str, Any]]:
     for _ in range(n):
         ctx = generated.context(rng)
         if rng.random() < 0.5:  # the demo's own shape, so every seed rule is reached often
-            account = rng.choice(["acct-1001", "acct-1002", "acct-1003", f"acct-{rng.randint(0, 9999)}"])
+            other = f"acct-{rng.randint(0, 9999)}"
+            account = rng.choice(["acct-1001", "acct-1002", "acct-1003", other])
             ctx.update(accountId=account, plan=rng.choice(generated.PLANS),
                        country=rng.choice(generated.COUNTRIES))  # fmt: skip
         contexts.append(ctx)

@@ -35,9 +35,8 @@ def read_phase(proc: subprocess.Popen[str], phase: str) -> dict[str, Any]:
 
 
 def test_demo_page_live_and_offline(server_factory: Callable[..., ServerProcess]) -> None:
-    assert CHROMIUM.exists() and (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), (
-        "run bin/browser-deps first"
-    )
+    assert CHROMIUM.exists(), "run bin/browser-deps first"
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), "run bin/browser-deps"
     world = demo_world()
     server = server_factory(extra_env={"FLAGSITE_SSE_HEARTBEAT_SECONDS": "1"})
     spec = {
@@ -78,7 +77,8 @@ def test_demo_page_live_and_offline(server_factory: Callable[..., ServerProcess]
         assert offline["failedRequests"] >= 2, offline
         assert offline["banner"] is True  # the last values stay
         assert offline["rows"] == 5
-        assert offline["errors"] == [] and offline["pageErrors"] == [], offline
+        assert offline["errors"] == [], offline
+        assert offline["pageErrors"] == [], offline
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

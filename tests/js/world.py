@@ -1,4 +1,4 @@
-"""The demo project (seed_demo) with API keys, for the JavaScript SDK tests against a real server."""
+"""The demo project (seed_demo) with API keys, for the JS SDK tests against a real server."""
 
 from __future__ import annotations
 

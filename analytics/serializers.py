@@ -19,6 +19,8 @@ MAX_ASSIGNMENTS = 100
 MAX_KEY = 100
 MAX_CONTEXT_KEY = 256
 FUTURE_TOLERANCE = timedelta(hours=1)
+# PostgreSQL's limit for a time-zone offset; real zones stay within +-14:00.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
 _KINDS = frozenset(EventKind.values)
 
 
@@ -73,6 +75,14 @@ def _number(raw: Any, field: str) -> float:
     return float(raw)
 
 
+def offset_problem(moment: datetime) -> str | None:
+    """Why an aware date-time cannot be used, or None: its offset must be within +-15:59."""
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        return "has a time-zone offset beyond +-15:59"
+    return None
+
+
 def _timestamp(raw: Any, oldest: datetime, newest: datetime) -> datetime:
     if not isinstance(raw, str):
         raise _RejectError("timestamp", "must be an ISO 8601 string with a time zone")
@@ -82,6 +92,9 @@ def _timestamp(raw: Any, oldest: datetime, newest: datetime) -> datetime:
         raise _RejectError("timestamp", "is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise _RejectError("timestamp", "needs a time zone (for example 'Z' or '+00:00')")
+    problem = offset_problem(moment)
+    if problem:
+        raise _RejectError("timestamp", problem)
     if moment < oldest:
         raise _RejectError("timestamp", "is older than the raw-event retention period")
     if moment > newest:

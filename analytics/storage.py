@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import mmh3
 import orjson
 from django.db import connection
+from flagsite_sdk.engine.text import utf8
 
 from analytics.models import EventBatch, FirstSeen, RawEvent, Rollup
 from analytics.serializers import Event
@@ -105,7 +106,8 @@ def sighting_hash(flag: str, variant: str, metric: str, context_key: str) -> int
     fast and already the engine's bucketing hash. Migration 0003 holds a frozen copy.
     """
     text = f"{len(flag)}:{flag}{len(variant)}:{variant}{len(metric)}:{metric}{context_key}"
-    return int(mmh3.hash64(text, signed=True)[0])
+    # bytes, never a str: a lone surrogate in a str crashes mmh3 (same hash for valid text)
+    return int(mmh3.hash64(utf8(text), signed=True)[0])
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 
 from analytics import services
 from analytics.selectors import Window
-from analytics.serializers import BatchInvalidError
+from analytics.serializers import BatchInvalidError, offset_problem
 from apikeys.authentication import ApiKeyAuthentication, AuthenticatedKey
-from flags.api.base import FastJSONParser
+from flags.api.parsers import EventBatchJSONParser
 from flags.api.throttling import EventsThrottle, ReportsThrottle
 
 EVENT_KEY_KINDS = frozenset({"server", "client"})
@@ -44,7 +44,7 @@ class EventBatchView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [CanSendEvents]
     throttle_classes = [EventsThrottle]
-    parser_classes = [FastJSONParser]  # orjson: a 10,000-event batch parses several times faster
+    parser_classes = [EventBatchJSONParser]  # orjson, with a limit fit for 10,000 events
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -89,6 +89,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# The window must lie in these years: datetime arithmetic (end - 24 h, looks) stays in range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _moment(raw: str) -> datetime | str:
+    """An aware date-time in UTC, or why ``raw`` is not one."""
+    try:
+        parsed = parse_datetime(raw)
+    except ValueError:  # a well-formed but impossible date, or an offset of a day or more
+        parsed = None
+    if parsed is None:
+        return "Not an ISO 8601 date-time."
+    if timezone.is_naive(parsed):
+        return "Give a time zone, for example 2026-11-23T10:00:00Z."
+    problem = offset_problem(parsed)
+    if problem:
+        return f"The date-time {problem}."
+    try:
+        moment = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return "Out of range."
+    if not EARLIEST <= moment < LATEST:
+        return "Must be between 1970-01-01 and 9000-01-01."
+    return moment
+
+
 def _window(params: Any) -> tuple[Window | None, dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     moments = {}
@@ -96,15 +123,13 @@ def _window(params: Any) -> tuple[Window | None, dict[str, list[str]]]:
         raw = params.get(name)
         if raw is None:
             continue
-        parsed = parse_datetime(raw)
-        if parsed is None:
-            errors[name] = ["Not an ISO 8601 date-time."]
-        elif timezone.is_naive(parsed):
-            errors[name] = ["Give a time zone, for example 2026-11-23T10:00:00Z."]
+        moment = _moment(raw)
+        if isinstance(moment, str):
+            errors[name] = [moment]
         else:
-            moments[name] = parsed
+            moments[name] = moment
     look = params.get("look_minutes", "5")
-    if not look.isdigit() or not 1 <= int(look) <= 1440:
+    if not (look.isascii() and look.isdigit()) or not 1 <= int(look) <= 1440:
         errors["look_minutes"] = ["A whole number of minutes from 1 to 1440."]
     if errors:
         return None, errors

@@ -2,20 +2,21 @@
 OpenFeature OFREP providers, ``X-API-Key``).
 
 Verified keys are cached in-process so the evaluation path makes no query. The cache is only
-trusted while this process's invalidation listener is subscribed (see flags.evaluation): a
-revocation publishes a message every process applies at once, and while the listener is
-disconnected every request goes back to the database, so a revoked key never outlives its
-revocation by more than the pub/sub delay. Use is recorded off the hot path (apikeys.usage).
+trusted while something keeps it honest: the invalidation listener is subscribed (a
+revocation publishes a message every process applies at once, see flags.evaluation), or the
+periodic check (flags.healing, apikeys.invalidation.revalidate_cached_keys) re-read every
+cached key in the last TRUST_SECONDS. The check is what catches a revocation written where no
+message is sent (the embedded mode, a shell) or whose message was lost. When neither holds,
+every request goes back to the database. Use is recorded off the hot path (apikeys.usage).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework import authentication, exceptions
@@ -43,9 +44,15 @@ class AuthenticatedKey:
     prefix: str
 
 
+# A revoked key stops working at most this long after the last periodic check, if the check
+# itself stalls; while it runs (about every second) the delay is one interval.
+TRUST_SECONDS = 2.0
+
 _cache: dict[str, tuple[AuthenticatedKey | None, float]] = {}
 _lock = threading.Lock()
 _invalidation_live = threading.Event()
+_revalidated_at = -1e9  # time.monotonic() of the last completed periodic check
+_cache_guards: list[Callable[[], None]] = []
 
 
 def set_invalidation_live(live: bool) -> None:
@@ -57,8 +64,35 @@ def set_invalidation_live(live: bool) -> None:
         forget_key(None)
 
 
+def mark_revalidated(at: float) -> None:
+    """The periodic check re-read every key cached before ``at`` (a time.monotonic())."""
+    global _revalidated_at
+    _revalidated_at = at
+
+
+def register_cache_guard(start: Callable[[], None]) -> None:
+    """``start`` runs whenever a key is cached: it makes sure the periodic check is running
+    (flags registers it; apikeys cannot import flags)."""
+    _cache_guards.append(start)
+
+
+def cached_keys() -> dict[int, str]:
+    """Key id -> digest of every key cached as active (for the periodic check)."""
+    with _lock:
+        return {hit[0].id: digest for digest, hit in _cache.items() if hit[0] is not None}
+
+
+def peek_key(raw: str) -> AuthenticatedKey | None:
+    """The cached key for a secret, trusted or not, never querying: for decisions that are not
+    about the key's validity (the CORS headers of a response its view already authorized)."""
+    hit = _cache.get(hash_key(raw))
+    return hit[0] if hit is not None else None
+
+
 def _cache_trusted() -> bool:
-    return _invalidation_live.is_set() or not settings.REDIS_URL
+    if _invalidation_live.is_set():
+        return True
+    return time.monotonic() - _revalidated_at < TRUST_SECONDS
 
 
 def forget_key(digest: str | None = None) -> None:
@@ -110,6 +144,9 @@ def _load_key(raw: str) -> AuthenticatedKey | None:
     ttl = CACHE_SECONDS if key is not None else NEGATIVE_CACHE_SECONDS
     with _lock:
         _cache[digest] = (key, time.monotonic() + ttl)
+    if key is not None:
+        for start in _cache_guards:
+            start()
     return key
 
 

@@ -1,13 +1,17 @@
-"""Revocation reaches every process at once: a pub/sub message each process applies."""
+"""Revocation reaches every process: a pub/sub message each process applies at once, and a
+periodic re-read of the cached keys (revalidate_cached_keys) for when no message arrives."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from django.conf import settings
 
+from apikeys import authentication
 from apikeys.authentication import forget_key
+from apikeys.models import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +41,25 @@ def apply_message(data: bytes) -> None:
 
 def forget_all() -> None:
     forget_key(None)
+
+
+def revalidate_cached_keys() -> int:
+    """One query: forgets every cached key that is no longer active (revoked or deleted).
+
+    Returns how many were forgotten. A key cached after the id list was taken is checked
+    next time; one revoked before it was cached was never cached as active.
+    """
+    started = time.monotonic()
+    cached = authentication.cached_keys()
+    gone: set[int] = set()
+    if cached:
+        active = set(
+            ApiKey.objects.filter(pk__in=cached, revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+        gone = set(cached) - active
+        for key_id in gone:
+            forget_key(cached[key_id])
+    authentication.mark_revalidated(started)
+    return len(gone)

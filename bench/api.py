@@ -6,7 +6,10 @@ so the load generator takes as little of the two cores as possible); SSE subscri
 httpx streams spread over ``--clients`` processes (2 by default).
 
     .venv/bin/python bench/api.py [--duration 10] [--subscribers 500] [--toggles 50]
-        [--clients 2]
+        [--clients 2] [--heal-only]
+
+Last, the cost of the periodic check under pub/sub (flags.healing): the evaluate row with the
+check at its default 1 s, off, and every 0.1 s, as ratios to "off" measured in the same run.
 
 Uses its own database (flagsite_api_bench) and Redis prefix; prints figures and PASS/FAIL per
 target.
@@ -132,7 +135,7 @@ def setup_data() -> dict[str, str]:
     return {**keys, "project": project_key}
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
         {
@@ -153,6 +156,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk" / "python")]),
         }
     )
+    env.update(extra_env or {})
     cmd = [
         sys.executable,
         "-m",
@@ -162,7 +166,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         "flagsite.asgi:application",
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
@@ -359,6 +363,44 @@ def ensure_wrk() -> bool:
 THINK_MS = 36  # 64 connections / (36 ms + a few ms of latency) ~ 1,600 requests/s offered
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# The periodic check (flags.healing) at its default interval, turned off, and ten times as
+# often: the same evaluate row against each, one server at a time, in this run.
+HEAL_SETTINGS = (
+    ("periodic check every 1 s (default)", "1.0"),
+    ("periodic check off", "0"),
+    ("periodic check every 0.1 s (10x)", "0.1"),
+)
+
+
+def heal_cost(port: int, keys: dict[str, str], duration: int) -> None:
+    body: dict[str, object] = {"flag": "flag-3", "context": {"targetingKey": "user-42"}}
+    headers = {"Authorization": f"Bearer {keys['server']}"}
+    url = f"http://127.0.0.1:{port}/api/v1/evaluate"
+    results: dict[str, dict[str, float]] = {}
+    print("cost of the periodic ruleset/key check (POST /api/v1/evaluate, 1 flag, c=64):")
+    for label, interval in HEAL_SETTINGS:
+        proc = start_server(port, {"FLAGSITE_HEAL_INTERVAL_SECONDS": interval})
+        try:
+            for _ in range(20):  # loads the snapshot and the key, which starts the check
+                httpx.post(url, json=body, headers=headers)
+            results[label] = wrk(url, keys["server"], body, 64, duration)
+            print(row(f"  {label}", 64, results[label]))
+        finally:
+            stop_server(proc)
+    off = results["periodic check off"]["rps"]
+    for label, _ in HEAL_SETTINGS:
+        if label != "periodic check off":
+            print(f"  {label}: {results[label]['rps'] / off:.3f}x the req/s with the check off")
+
+
 def main() -> int:
     if not ensure_wrk():
         return 2
@@ -368,9 +410,15 @@ def main() -> int:
     parser.add_argument("--toggles", type=int, default=50)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--clients", type=int, default=2, help="SSE subscriber processes")
+    parser.add_argument(
+        "--heal-only", action="store_true", help="only the cost of the periodic check"
+    )
     args = parser.parse_args()
     ensure_database()
     keys = setup_data()
+    if args.heal_only:
+        heal_cost(args.port, keys, args.duration)
+        return 0
     proc = start_server(args.port)
     base = f"http://127.0.0.1:{args.port}"
     ok = True
@@ -426,11 +474,8 @@ def main() -> int:
         ok &= passed
         print(f"  target p99 <200 ms to all subscribers: {'PASS' if passed else 'FAIL'}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
+    heal_cost(args.port, keys, args.duration)
     return 0 if ok else 1
 
 

@@ -6,6 +6,8 @@ class FlagsConfig(AppConfig):
     verbose_name = "Feature flags"
 
     def ready(self) -> None:
-        from flags import history
+        from flags import cors, healing, history
 
         history.connect()
+        healing.register()
+        cors.connect()

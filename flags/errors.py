@@ -80,3 +80,17 @@ class ApprovalRequired(Exception):  # noqa: N818 - reads better at the call site
         super().__init__(
             f"changes in {environment_key!r} need approval: submit a change request instead"
         )
+
+
+class StaleChangeRequest(VersionConflict):
+    """What a change request changes moved on after it was made: it can no longer apply."""
+
+    def __init__(self, request_id: int, base_version: int | None) -> None:
+        super().__init__(0, base_version)
+        self.args = (
+            f"change request #{request_id} is stale: what it changes was edited after it was "
+            "made; propose it again on the current version",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])

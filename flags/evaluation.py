@@ -4,7 +4,9 @@ First use of an environment loads its Ruleset row once and compiles it; after th
 read an immutable Snapshot from a dict and never touch the database. One listener per process
 keeps the cache fresh: it receives ruleset changes (Redis pub/sub, or the in-process hook in
 embedded mode), reloads that environment once, and wakes every SSE subscriber of the process.
-It also applies API-key revocations.
+It also applies API-key revocations. Under it, flags.healing re-reads the stored versions about
+once a second (``heal``: one query for every environment served here), so a lost message or a
+write from another process without Redis still arrives within two seconds.
 
 The listener is a daemon thread, not an asyncio task: sync DRF views and tests run outside any
 event loop yet still need invalidation, so the listener must not depend on one loop being
@@ -31,6 +33,7 @@ from flagsite_sdk.engine.types import RULESET_SCHEMA_VERSION
 
 from apikeys import authentication
 from apikeys import invalidation as key_invalidation
+from flags import healing
 from flags.api import realtime_bridge as _realtime
 from flags.models import Environment, Ruleset
 from flagsite.db import run_in_db_thread
@@ -201,6 +204,10 @@ class _Hub:
                 if not subs:
                     del self._by_env[sub.environment_id]
 
+    def environments(self) -> set[int]:
+        with self._lock:
+            return set(self._by_env)
+
     def count(self, environment_id: int | None = None) -> int:
         with self._lock:
             if environment_id is not None:
@@ -247,6 +254,25 @@ def on_ruleset_changed(
         reload(environment_id, own_connection=own_connection)
     except Exception:
         log.exception("reloading the ruleset of environment %s failed", environment_id)
+
+
+def heal() -> int:
+    """The periodic check (flags.healing): ONE query for the stored version of every
+    environment this process serves or streams, then a reload of each one that moved.
+    Returns how many were reloaded. Never called on a request."""
+    served = set(_snapshots) | _hub.environments()
+    if not served:
+        return 0
+    stored = Ruleset.objects.filter(environment_id__in=served).values_list(
+        "environment_id", "version"
+    )
+    reloaded = 0
+    for environment_id, version in stored:
+        current = _snapshots.get(environment_id)
+        if current is None or int(version) > current.version:
+            on_ruleset_changed(environment_id, int(version))
+            reloaded += 1
+    return reloaded
 
 
 class _Listener(threading.Thread):
@@ -308,10 +334,13 @@ def ensure_listener() -> None:
     with _listener_lock:
         if _listening:
             return
-        if settings.REDIS_URL:
+        healing.ensure_started()
+        if settings.REDIS_URL and settings.FLAGSITE_REALTIME_PUBSUB:
             listener = _Listener(settings.REDIS_URL)
             listener.start()
             listener.ready.wait(timeout=2.0)
         else:
+            # No pub/sub here: writes made in this process arrive at once, the rest through
+            # the periodic check.
             _realtime.register_local_listener(on_ruleset_changed)
         _listening = True

@@ -12,6 +12,10 @@ from django.contrib.auth.models import User
 
 from flags.models import AuditFields
 
+# The longest reason a person may give (API and admin). Checked where input arrives, never in
+# the database: the column is text, so a reason a service extends with a note always fits.
+REASON_MAX_LENGTH = 1000
+
 
 def stamp(instance: Any, *, user: User | None, source: str, reason: str) -> None:
     instance._history_user = user

@@ -6,9 +6,11 @@ validator is the only validator, so nothing saved here can be rejected by an SDK
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
@@ -44,6 +46,11 @@ def _history() -> Any:
 class Project(models.Model):
     key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
     name = models.CharField(max_length=200)
+    apply_on_approval = models.BooleanField(
+        default=False,
+        help_text="Approving a change request applies it at once; otherwise it needs a "
+        "separate apply.",
+    )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     history = _history()
@@ -63,6 +70,20 @@ class Project(models.Model):
         return self.name
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def validate_origins(value: object) -> None:
+    """A list of origins: scheme://host[:port] with no path, or "*"."""
+    if not isinstance(value, list):
+        raise ValidationError('A list of origins, such as ["https://app.example.com"].')
+    for origin in value:
+        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            raise ValidationError(
+                f"{str(origin)[:100]!r} is not an origin: scheme://host[:port], no path."
+            )
+
+
 class Environment(models.Model):
     DEFAULT_KEYS = ("development", "staging", "production")
 
@@ -75,6 +96,15 @@ class Environment(models.Model):
     )
     requires_approval = models.BooleanField(
         default=False, help_text="Changes need a second person's approval before they apply."
+    )
+    cors_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_origins],
+        help_text=(
+            "Web origins (https://app.example.com) whose pages may call the browser endpoints "
+            'with this environment\'s keys; "*" allows any origin.'
+        ),
     )
     version = models.PositiveIntegerField(default=1)
     history = _history()
@@ -100,6 +130,7 @@ class Flag(models.Model):
         RELEASE = "release", "Release"
         EXPERIMENT = "experiment", "Experiment"
         OPS = "ops", "Ops"
+        KILL_SWITCH = "kill_switch", "Kill switch"
         PERMISSION = "permission", "Permission"
 
     class ValueType(models.TextChoices):
@@ -241,20 +272,34 @@ class RoleGrant(models.Model):
 
 
 class ChangeRequest(models.Model):
-    """A proposed flag-state change in an environment that requires a second person's approval."""
+    """A proposed change that alters an environment needing a second person's approval.
+
+    ``operations`` is the change as the write pipeline stores it (flags.services.changes.load
+    turns it back into changes); ``preview`` is what it alters, in words, at proposal time.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending approval"
         APPROVED = "approved", "Approved"
         APPLIED = "applied", "Applied"
         REJECTED = "rejected", "Rejected"
-        STALE = "stale", "Stale (the flag changed since)"
+        STALE = "stale", "Stale (what it changes moved on since)"
 
-    flag_state = models.ForeignKey(
-        FlagState, on_delete=models.CASCADE, related_name="change_requests"
+    project = models.ForeignKey(
+        Project, null=True, on_delete=models.CASCADE, related_name="change_requests"
     )
-    changes = models.JSONField(help_text="Field name -> proposed value.")
-    base_version = models.PositiveIntegerField(help_text="The flag state version it was made on.")
+    summary = models.CharField(max_length=300, blank=True)
+    operations = models.JSONField(default=list)
+    environment_ids = models.JSONField(default=list, help_text="The environments it alters.")
+    preview = models.JSONField(default=list, help_text="What it alters, per environment.")
+    # The single flag state it edits, when it is a targeting edit (for lists and filters).
+    flag_state = models.ForeignKey(
+        FlagState, null=True, blank=True, on_delete=models.CASCADE, related_name="change_requests"
+    )
+    changes = models.JSONField(default=dict, blank=True, help_text="Field name -> value.")
+    base_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version of the edited object it was made on."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.TextField(blank=True)
     source = models.CharField(
@@ -279,4 +324,4 @@ class ChangeRequest(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Change #{self.pk} to {self.flag_state}"
+        return f"Change #{self.pk}: {self.summary}" if self.summary else f"Change #{self.pk}"

@@ -23,7 +23,15 @@ from flags.models import ChangeRequest, Environment, Flag, FlagState, Project, R
 
 Role = RoleGrant.Role
 Action = Literal[
-    "view", "edit_flag", "archive_flag", "edit_segment", "edit_state", "kill", "approve", "manage"
+    "view",
+    "edit_flag",
+    "archive_flag",
+    "edit_segment",
+    "edit_state",
+    "propose",
+    "kill",
+    "approve",
+    "manage",
 ]
 UserLike = User | AnonymousUser
 
@@ -78,7 +86,7 @@ def environment_of(obj: object) -> Environment | None:
         return obj
     if isinstance(obj, FlagState):
         return obj.environment
-    if isinstance(obj, ChangeRequest):
+    if isinstance(obj, ChangeRequest) and obj.flag_state is not None:
         return obj.flag_state.environment
     return None
 
@@ -87,6 +95,8 @@ def project_of(obj: object) -> Project:
     if isinstance(obj, Project):
         return obj
     if isinstance(obj, Environment | Flag | Segment):
+        return obj.project
+    if isinstance(obj, ChangeRequest) and obj.project is not None:
         return obj.project
     env = environment_of(obj)
     if env is None:
@@ -97,12 +107,17 @@ def project_of(obj: object) -> Project:
 def can(user: UserLike | None, action: Action, obj: object) -> bool:
     """Whether ``user`` may do ``action`` on ``obj`` (a project, environment, flag, flag state,
     segment or change request). Environment-bound actions take the environment's narrowing
-    into account; flag-state edits in production need the release permission."""
+    into account; flag-state edits in production need the release permission, while proposing
+    a change there (a change request) needs only the targeting permission."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     if user.is_superuser:
         return True
     env = environment_of(obj)
+    if action == "propose":
+        return env is not None and (
+            _has(user, "release_env", env) or _has(user, "edit_env_targeting", env)
+        )
     if action in ("edit_state", "kill", "approve"):
         if env is None:
             return False

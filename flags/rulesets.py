@@ -94,22 +94,38 @@ def _content(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("version", "generatedAt")}
 
 
-def rebuild_ruleset(environment: Environment) -> RebuildResult:
-    """Rebuilds, validates and stores the environment's ruleset, bumping its version.
+def lock_rulesets(environments: list[Environment]) -> dict[int, Ruleset]:
+    """Locks (creating where missing) the ruleset rows of ``environments``, in a fixed order so
+    that concurrent writers of one project queue up instead of deadlocking."""
+    for env in environments:
+        Ruleset.objects.get_or_create(environment=env)
+    rows = Ruleset.objects.select_for_update().filter(environment__in=environments)
+    return {row.environment_id: row for row in rows.order_by("environment_id")}
 
-    Must run inside the transaction that made the change. An invalid document is not stored
-    (the caller raises and rolls back); an unchanged one keeps its version. The publish is
-    deferred to transaction.on_commit, so a rollback neither bumps nor announces anything.
+
+def store_ruleset(ruleset: Ruleset, doc: dict[str, Any]) -> bool:
+    """Stores a validated candidate document as the next version of a locked ruleset row.
+
+    An unchanged document keeps its version. The publish is deferred to transaction.on_commit,
+    so a rollback neither bumps nor announces anything. Returns whether it changed.
     """
-    ruleset, _ = Ruleset.objects.select_for_update().get_or_create(environment=environment)
+    if ruleset.document and _content(ruleset.document) == _content(doc):
+        return False
+    ruleset.version += 1
+    ruleset.document = {**doc, "version": ruleset.version}
+    ruleset.save(update_fields=["version", "document", "updated_at"])
+    transaction.on_commit(partial(publish_ruleset, ruleset.environment_id, ruleset.version))
+    return True
+
+
+def rebuild_ruleset(environment: Environment) -> RebuildResult:
+    """Rebuilds, validates and stores the environment's ruleset (system upkeep, e.g. a new
+    environment). Must run inside the transaction that made the change; an invalid document
+    is not stored."""
+    ruleset = lock_rulesets([environment])[environment.pk]
     doc = build_ruleset_document(environment, version=ruleset.version + 1)
     errors = validate_document(doc)
     if errors:
         return RebuildResult(environment, ruleset.version, changed=True, errors=errors)
-    if ruleset.document and _content(ruleset.document) == _content(doc):
-        return RebuildResult(environment, ruleset.version, changed=False, errors=[])
-    ruleset.version += 1
-    ruleset.document = doc
-    ruleset.save(update_fields=["version", "document", "updated_at"])
-    transaction.on_commit(partial(publish_ruleset, environment.pk, ruleset.version))
-    return RebuildResult(environment, ruleset.version, changed=True, errors=[])
+    changed = store_ruleset(ruleset, doc)
+    return RebuildResult(environment, ruleset.version, changed=changed, errors=[])

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "guardian",
     "simple_history",
     "flags",
@@ -69,8 +70,11 @@ INSTALLED_APPS = [
 # would otherwise hop to a thread twice each per request (flagsite.middleware says why it is safe).
 MIDDLEWARE = [
     "flagsite.observability.RequestIdMiddleware",
+    "flags.api.middleware.ApiInputMiddleware",
     "flagsite.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
+    # CORS for the browser endpoints only; origins per environment (flags.cors decides).
+    "corsheaders.middleware.CorsMiddleware",
     "flagsite.middleware.SessionMiddleware",
     "flagsite.middleware.CommonMiddleware",
     "flagsite.middleware.CsrfViewMiddleware",
@@ -224,7 +228,10 @@ REST_FRAMEWORK: dict[str, Any] = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["flags.api.parsers.JSONBodyParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "flags.api.schema.FlagsiteAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -233,13 +240,39 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Flagsite API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A PATCH takes the same fields as documented, ``version`` required (no "Patched" copies).
+    "COMPONENT_SPLIT_PATCH": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OfrepFailureCodeEnum": "flags.api.ofrep_schema.FAILURE_CODES",
+        "OfrepNotFoundCodeEnum": "flags.api.ofrep_schema.NOT_FOUND_CODES",
+        "OfrepGeneralCodeEnum": "flags.api.ofrep_schema.GENERAL_CODES",
+        "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
+        "FlagKindEnum": "flags.models.Flag.Kind",
+        "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+    },
 }
 
+# --- History --------------------------------------------------------------------------------
+# Reasons are stored as text: the 100-character column simple-history uses by default made a
+# long kill-switch reason a 500. The length users may send is checked at the edge (see
+# flags.history.REASON_MAX_LENGTH); what services record (a reason plus a note) always fits.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 # --- Public API (flags.api) ----------------------------------------------------------------
+# Largest request body (bytes); more is a 413. Event batches (up to 10,000 events) get more.
+FLAGSITE_API_MAX_BODY_BYTES: int = env.int("FLAGSITE_API_MAX_BODY_BYTES", default=1 << 20)
+FLAGSITE_EVENTS_MAX_BODY_BYTES: int = env.int("FLAGSITE_EVENTS_MAX_BODY_BYTES", default=16 << 20)
 # Seconds between ": heartbeat" comments on SDK streams (keeps proxies from closing them).
 FLAGSITE_SSE_HEARTBEAT_SECONDS: float = env.float("FLAGSITE_SSE_HEARTBEAT_SECONDS", default=15.0)
 # Open SDK streams one API key may hold per server process; more get 429 with Retry-After.
 FLAGSITE_SSE_MAX_STREAMS_PER_KEY: int = env.int("FLAGSITE_SSE_MAX_STREAMS_PER_KEY", default=2000)
+# Rulesets that heal: pub/sub is the fast path; each process also re-reads the stored versions
+# of the environments it serves (and the keys it has cached) every this many seconds, so a lost
+# message or a write from a process without Redis reaches it anyway. 0 turns the check off.
+FLAGSITE_HEAL_INTERVAL_SECONDS: float = env.float("FLAGSITE_HEAL_INTERVAL_SECONDS", default=1.0)
+# False: this process does not subscribe to Redis pub/sub (tests of the safety net; a process
+# that should rely on the periodic check only). Publishing is unaffected.
+FLAGSITE_REALTIME_PUBSUB: bool = env.bool("FLAGSITE_REALTIME_PUBSUB", default=True)
 # Requests per key (or per signed-in user) and window: "<count>/<s|min|hour|day>".
 FLAGSITE_API_RATES: dict[str, str] = {
     "evaluation": env.str("FLAGSITE_RATE_EVALUATION", default="300000/min"),
@@ -277,3 +310,14 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- CORS (django-cors-headers; flags.cors decides per environment) ---------------------------
+CORS_URLS_REGEX = r"^/(api/v1/(evaluate|evaluate/all|events|sdk/ruleset|sdk/stream)|ofrep/v1/.+)$"
+CORS_ALLOWED_ORIGINS: list[str] = []  # none globally: Environment.cors_origins says
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "accept", "authorization", "content-type", "if-none-match", "last-event-id",
+    "x-api-key", "x-flagsite-key", "x-request-id",
+)  # fmt: skip
+CORS_EXPOSE_HEADERS = ("ETag", "X-Request-ID", "Retry-After")
+CORS_PREFLIGHT_MAX_AGE = 600

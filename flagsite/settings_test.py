@@ -10,3 +10,8 @@ os.environ.setdefault("FLAGSITE_ENV", "test")
 os.environ.setdefault("FLAGSITE_REDIS_PREFIX", f"flagsite-test-{uuid.uuid4().hex[:12]}")
 
 from flagsite.settings import *  # noqa: F403
+
+# No periodic check in the pytest process itself: its tests call flags.healing.check_once()
+# when they need it, and a thread querying the test database on its own could race the
+# database's teardown. Servers and workers the tests start run it as in production.
+FLAGSITE_HEAL_INTERVAL_SECONDS = 0.0

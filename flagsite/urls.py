@@ -18,3 +18,8 @@ urlpatterns = [
     path("", include("flags.api.urls")),
     path("", include("analytics.urls")),
 ]
+
+# JSON on the API's paths, Django's pages elsewhere (flags.api.errors).
+handler400 = "flags.api.errors.bad_request"
+handler404 = "flags.api.errors.page_not_found"
+handler500 = "flags.api.errors.server_error"

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
-from django.db import transaction
 from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory
 from factory.django import DjangoModelFactory
 
@@ -112,9 +111,13 @@ class FlagStateFactory(DjangoModelFactory[FlagState]):
         state = services.get_state(flag, env)
         if not kwargs:
             return state
-        with transaction.atomic():
-            locked = services._lock_state(state)
-            return services._write_state(locked, kwargs, FACTORY, SYSTEM, "factory")
+        edit = services.Edit(services.STATE, state, kwargs, state.version)
+        services.submit(
+            [edit], actor=FACTORY, source=SYSTEM, reason="factory",
+            authority=services.Authority.APPROVED,
+        )  # fmt: skip
+        result: FlagState = edit.target
+        return result
 
 
 class SegmentFactory(DjangoModelFactory[Segment]):

@@ -6,15 +6,18 @@ from __future__ import annotations
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
-from flags import roles
+from flags import roles, services
 from flags.errors import ApprovalRequired, ChangeRejected, FieldError, VersionConflict
+from flags.history import REASON_MAX_LENGTH
 from flags.models import AuditFields
+from flags.preview import describe_effect, sentence
 
 M = TypeVar("M", bound=models.Model)
 SOURCE = AuditFields.Source.ADMIN
@@ -37,6 +40,7 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
     request: ClassVar[HttpRequest]
     reason = forms.CharField(
         required=False,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Why: recorded in the history. Required for changes that affect production.",
     )
@@ -55,7 +59,38 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
         return user
 
     def apply(self, changes: dict[str, Any], reason: str) -> Any:
+        """Writes what is not an evaluation change (creates, settings); see ``change``."""
         raise NotImplementedError
+
+    def change(self, changes: dict[str, Any]) -> services.Change | None:
+        """The evaluation change an edit of an existing object stands for, if any: it goes
+        through the write pipeline, which applies it, proposes it for approval, or (with the
+        Preview button) only says what it would alter."""
+        return None
+
+    def _submit(self, change: services.Change, reason: str) -> Any:
+        preview = "_preview" in self.data
+        mode = services.Mode.DRY_RUN if preview else services.Mode.AUTO
+        outcome = services.submit(
+            [change], actor=self.actor, source=SOURCE, reason=reason, mode=mode
+        )
+        if preview:
+            environments = [describe_effect(e) for e in outcome.effects]
+            self.add_error(None, f"Preview only, nothing was saved. {sentence(environments)}")
+            for env in environments:
+                for f in env["flags"]:
+                    impact = f" ({f['impact']})" if f.get("impact") else ""
+                    self.add_error(
+                        None,
+                        f"{env['environment']} · {f['flag']}{impact}: now {f['before']}; "
+                        f"after {f['after']}"
+                        + (" — needs approval" if env["needsApproval"] else ""),
+                    )
+            return None
+        if outcome.change_request is not None:
+            self.request._flags_change_request = outcome.change_request  # type: ignore[attr-defined]
+            return self.instance
+        return getattr(change, "target", None)
 
     def changes(self) -> dict[str, Any]:
         model_fields = {f.name for f in self._meta.model._meta.get_fields()}
@@ -72,8 +107,14 @@ class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
             self.instance.refresh_from_db()
 
     def _apply(self) -> None:
+        reason = self.cleaned_data.get("reason") or ""
         try:
-            self.result = self.apply(self.changes(), self.cleaned_data.get("reason") or "")
+            changes = self.changes()
+            change = self.change(changes) if self.instance.pk is not None else None
+            if change is not None:
+                self.result = self._submit(change, reason)
+            else:
+                self.result = self.apply(changes, reason)
         except ChangeRejected as exc:
             for error in exc.errors:
                 self._add_service_error(error)
@@ -162,6 +203,20 @@ class RoleAdmin(admin.ModelAdmin[M], Generic[M]):
 
     def save_model(self, request: HttpRequest, obj: M, form: Any, change: bool) -> None:
         """The form's service call saved it already (see ServiceForm)."""
+
+    def response_change(self, request: HttpRequest, obj: M) -> HttpResponse:
+        change_request = getattr(request, "_flags_change_request", None)
+        if change_request is not None:
+            messages.info(
+                request,
+                f"This change needs approval ({sentence(change_request.preview)}): change "
+                f"request #{change_request.pk} was submitted; it applies once someone else "
+                "approves it.",
+            )
+            return HttpResponseRedirect(
+                reverse("admin:flags_changerequest_change", args=[change_request.pk])
+            )
+        return super().response_change(request, obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         for formset in formsets:

@@ -9,7 +9,7 @@ from django import forms
 from flags import roles, services
 from flags.admin.base import SOURCE, ServiceForm
 from flags.admin.widgets import LinesField, TargetingWidget
-from flags.models import ChangeRequest, Environment, Flag, FlagState, Project, RoleGrant, Segment
+from flags.models import Environment, Flag, FlagState, Project, RoleGrant, Segment
 
 
 def _limit(field: forms.Field, queryset: Any) -> None:
@@ -90,16 +90,15 @@ class FlagForm(ServiceForm):
             self.fields["variants"].required = False
 
     def apply(self, changes: dict[str, Any], reason: str) -> Flag:
-        if self.instance.pk is None:
-            project = changes.pop("project")
-            return services.create_flag(
-                project, data=changes, actor=self.actor, source=SOURCE, reason=reason
-            )
+        project = changes.pop("project")
+        return services.create_flag(
+            project, data=changes, actor=self.actor, source=SOURCE, reason=reason
+        )
+
+    def change(self, changes: dict[str, Any]) -> services.Change:
         changes.pop("project", None)
-        return services.update_flag(
-            self.instance, changes=changes, expected_version=self.cleaned_data["expected_version"],
-            actor=self.actor, source=SOURCE, reason=reason,
-        )  # fmt: skip
+        expected = self.cleaned_data["expected_version"]
+        return services.Edit(services.FLAG, self.instance, changes, expected)
 
 
 class FlagStateForm(ServiceForm):
@@ -131,22 +130,11 @@ class FlagStateForm(ServiceForm):
         if state.environment.is_production:
             self.fields["reason"].required = True
 
-    def apply(self, changes: dict[str, Any], reason: str) -> FlagState | ChangeRequest:
-        state: FlagState = self.instance
-        expected = self.cleaned_data["expected_version"]
+    def change(self, changes: dict[str, Any]) -> services.Change:
         if changes.get("rules") is None:
             changes["rules"] = []
-        if state.environment.requires_approval:
-            request = services.request_change(
-                state, changes=changes, expected_version=expected, actor=self.actor,
-                source=SOURCE, reason=reason,
-            )  # fmt: skip
-            self.request._flags_change_request = request  # type: ignore[attr-defined]
-            return state
-        return services.update_flag_state(
-            state, changes=changes, expected_version=expected, actor=self.actor,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
+        expected = self.cleaned_data["expected_version"]
+        return services.Edit(services.STATE, self.instance, changes, expected)
 
 
 class SegmentForm(ServiceForm):
@@ -174,16 +162,17 @@ class SegmentForm(ServiceForm):
     def apply(self, changes: dict[str, Any], reason: str) -> Segment:
         if changes.get("rules") is None:
             changes["rules"] = []
-        if self.instance.pk is None:
-            project = changes.pop("project")
-            return services.create_segment(
-                project, data=changes, actor=self.actor, source=SOURCE, reason=reason
-            )
+        project = changes.pop("project")
+        return services.create_segment(
+            project, data=changes, actor=self.actor, source=SOURCE, reason=reason
+        )
+
+    def change(self, changes: dict[str, Any]) -> services.Change:
+        if changes.get("rules") is None:
+            changes["rules"] = []
         changes.pop("project", None)
-        return services.update_segment(
-            self.instance, changes=changes, expected_version=self.cleaned_data["expected_version"],
-            actor=self.actor, source=SOURCE, reason=reason,
-        )  # fmt: skip
+        expected = self.cleaned_data["expected_version"]
+        return services.Edit(services.SEGMENT, self.instance, changes, expected)
 
 
 class RoleGrantForm(ServiceForm):

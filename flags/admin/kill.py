@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from flags import roles, services
 from flags.admin.base import SOURCE, user_of
 from flags.errors import ChangeRejected
+from flags.history import REASON_MAX_LENGTH
 from flags.models import FlagState
 
 
@@ -32,6 +33,8 @@ def kill_confirmation(
         reason = request.POST.get("reason", "").strip()
         if not reason:
             error = "Give a reason: it is recorded in the history."
+        elif len(reason) > REASON_MAX_LENGTH:
+            error = f"Keep the reason to {REASON_MAX_LENGTH} characters or fewer."
         else:
             try:
                 for s in allowed:

@@ -19,7 +19,8 @@ from django.template.response import TemplateResponse
 
 from flags import roles, selectors
 from flags.admin.base import user_of
-from flags.errors import ChangeRejected, VersionConflict
+from flags.errors import ChangeRejected, FieldError, VersionConflict
+from flags.history import REASON_MAX_LENGTH
 
 
 def require_role(request: HttpRequest, action: roles.Action, obj: object) -> None:
@@ -54,6 +55,10 @@ def revert_response(
     if request.method == "POST":
         reason = request.POST.get("reason", "").strip()
         try:
+            if len(reason) > REASON_MAX_LENGTH:
+                raise ChangeRejected(
+                    [FieldError("reason", f"At most {REASON_MAX_LENGTH} characters.", "max_length")]
+                )
             expected = int(request.POST.get("expected_version") or page.current_version())
             page.apply(reason, expected)
         except ValueError:

@@ -18,6 +18,7 @@ from flags.admin.forms import FlagStateForm
 from flags.admin.kill import kill_confirmation
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import ChangeRequest, FlagState
+from flags.preview import field_lines, sentence
 
 
 @admin.register(FlagState)
@@ -96,46 +97,31 @@ class FlagStateAdmin(RoleAdmin[FlagState]):
         state = get_object_or_404(self.get_queryset(request), pk=object_id)
         return HttpResponseRedirect(reverse("admin:flags_flag_history", args=[state.flag_id]))
 
-    def response_change(self, request: HttpRequest, obj: FlagState) -> HttpResponse:
-        change_request = getattr(request, "_flags_change_request", None)
-        if change_request is not None:
-            messages.info(
-                request,
-                f"{obj.environment} requires approval: change request #{change_request.pk} "
-                "was submitted; it applies once someone else approves it.",
-            )
-            return HttpResponseRedirect(
-                reverse("admin:flags_changerequest_change", args=[change_request.pk])
-            )
-        return super().response_change(request, obj)
-
 
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(RoleAdmin[ChangeRequest]):
-    change_action = "approve"
+    change_action = "view"
     add_action = None
-    list_display = ("id", "flag_state", "status", "author", "reviewer", "created_at")
-    list_filter = ("status", "flag_state__environment__key")
-    search_fields = ("flag_state__flag__key", "reason")
+    list_display = ("id", "summary", "environments", "status", "reason", "author", "created_at")
+    list_filter = ("status", "project")
+    search_fields = ("summary", "reason")
     change_form_template = "admin/flags/changerequest/change_form.html"
     readonly_fields = (
-        "flag_state", "status", "reason", "author", "created_at", "reviewer", "reviewed_at",
-        "review_comment", "applied_by", "applied_at", "base_version",
+        "summary", "project", "status", "reason", "author", "created_at", "reviewer",
+        "reviewed_at", "review_comment", "applied_by", "applied_at",
     )  # fmt: skip
     fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeRequest]:
-        qs = (
-            super()
-            .get_queryset(request)
-            .select_related(
-                "flag_state__flag", "flag_state__environment__project", "author", "reviewer"
-            )
-        )
+        qs = super().get_queryset(request).select_related("project", "author", "reviewer")
         user = user_of(request)
         if user.is_superuser:
             return qs
-        return qs.filter(flag_state__environment__in=roles.visible_environments(user))
+        return qs.filter(project__in=roles.visible_projects(user))
+
+    @admin.display(description="Alters")
+    def environments(self, obj: ChangeRequest) -> str:
+        return ", ".join(env["environment"] for env in obj.preview or []) or "nothing"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # decisions go through decide_view, never a form
@@ -144,18 +130,13 @@ class ChangeRequestAdmin(RoleAdmin[ChangeRequest]):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
-        current = services.state_snapshot(obj.flag_state)
-        diff = [
-            (name, current.get(name), value)
-            for name, value in obj.changes.items()
-            if current.get(name) != value
-        ]
         user = user_of(request)
         extra = {
             **(extra_context or {}),
-            "diff": diff,
-            "can_decide": roles.can(user, "approve", obj) and obj.author_id != user.pk,
-            "can_apply": roles.can(user, "edit_state", obj.flag_state),
+            "preview_sentence": sentence(obj.preview or []),
+            "field_lines": field_lines(obj.operations or []),
+            "can_decide": services.may_review(user, obj),
+            "can_apply": user.pk in (obj.author_id, obj.reviewer_id),
             "is_author": obj.author_id == user.pk,
         }
         return super().change_view(request, object_id, form_url, extra)

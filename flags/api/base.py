@@ -19,13 +19,13 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flags.api import errors
+from flags.api.parsers import EvaluationJSONParser, JSONBodyParser
 
 
 class FastJSONRenderer(JSONRenderer):
@@ -47,23 +47,9 @@ class FastJSONRenderer(JSONRenderer):
             return fallback
 
 
-class FastJSONParser(JSONParser):
-    def parse(
-        self,
-        stream: Any,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        raw = stream.read() if stream is not None else b""
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-
-
 class ApiView(APIView):
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return errors.exception_handler
@@ -73,7 +59,7 @@ class AsyncApiView(AdrfAPIView):  # type: ignore[misc]
     """Handlers are ``async def``; nothing here leaves the event loop unless a check must."""
 
     renderer_classes = [FastJSONRenderer]
-    parser_classes = [FastJSONParser]
+    parser_classes = [EvaluationJSONParser]
     # Short, database-free requests: flagsite.asgi serves them without Django's per-request
     # signals (see there); a cache miss does its own connection hygiene (flagsite.db).
     lean_asgi = True

@@ -61,15 +61,17 @@ def evaluate_one(
     return snap.compiled.evaluate(flag_key, context, default)
 
 
-def read_context(data: Any) -> dict[str, Any]:
+def read_context(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body, context): the body must be a JSON object, its optional ``context`` one too."""
+    data = request.data
+    if request.stream is None:
+        raise ValidationError({"": ['Send a JSON object body, for example {"context": {}}.']})
     if not isinstance(data, dict):
         raise ValidationError({"": ["The body must be a JSON object."]})
     context = data.get("context", {})
-    if context is None:
-        return {}
     if not isinstance(context, dict):
         raise ValidationError({"context": ["Must be a JSON object."]})
-    return context
+    return data, context
 
 
 _details = inline_serializer(
@@ -112,8 +114,7 @@ class EvaluateView(AsyncApiView):
     async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
-        data = request.data
-        context = read_context(data)
+        data, context = read_context(request)
         client = key.kind == "client"
         snap = await evaluation.aget_snapshot(key.environment_id)
         single = data.get("flag")
@@ -150,7 +151,7 @@ class EvaluateAllView(AsyncApiView):
     async def post(self, request: Request) -> Response:
         key = request_key(request)
         assert key is not None
-        context = read_context(request.data)
+        _, context = read_context(request)
         client = key.kind == "client"
         snap = await evaluation.aget_snapshot(key.environment_id)
         evaluate = snap.compiled.evaluate

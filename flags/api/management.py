@@ -26,8 +26,25 @@ from flags.api.base import ApiView
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.throttling import ManagementThrottle
 from flags.models import Environment, Flag, FlagState, Project, Segment
+from flags.preview import describe_effect, sentence
 
 SOURCE = services.Source.API
+DRY_RUN = OpenApiParameter(
+    "dryRun", bool, description="Only preview: what the change would alter, per environment."
+)
+VERSION = OpenApiParameter(
+    "version", int, required=True, description="The version you saw; 409 if it changed since."
+)
+
+
+def preview_body(outcome: services.Outcome) -> dict[str, Any]:
+    environments = [describe_effect(e) for e in outcome.effects]
+    return {
+        "dryRun": True,
+        "summary": sentence(environments),
+        "needsApproval": any(e.needs_approval for e in outcome.effects),
+        "environments": environments,
+    }
 
 
 class ManagementView(ApiView):
@@ -54,6 +71,43 @@ class ManagementView(ApiView):
             )
         return env
 
+    def actor(self, request: Request) -> services.Actor:
+        """The signed-in user, or a management key's creator narrowed to the key's environment:
+        a key may only make changes whose effect stays in its own environment."""
+        key = request_key(request)
+        scope = frozenset({key.environment_id}) if key is not None else None
+        return services.Actor(user=request.user, environments=scope)  # type: ignore[arg-type]
+
+    def submit(
+        self, request: Request, change: services.Change, reason: str
+    ) -> Response | services.Outcome:
+        """Runs one change; a preview response for ``?dryRun=true``, else the outcome."""
+        dry = _bool(str(request.query_params.get("dryRun", "false")))
+        mode = services.Mode.DRY_RUN if dry else services.Mode.APPLY
+        try:
+            outcome = services.submit(
+                [change], actor=self.actor(request), source=SOURCE, reason=reason, mode=mode
+            )
+        except services.ApprovalRequired as exc:
+            url = f"/api/v1/projects/{change_project_key(change)}/change-requests"
+            return Response(
+                {
+                    "detail": f"{exc} POST the same change to {url} to propose it.",
+                    "approvalRequired": True,
+                    "changeRequests": url,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(preview_body(outcome)) if dry else outcome
+
+    def version_param(self, request: Request) -> int:
+        raw = request.query_params.get("version")
+        if raw is None or not str(raw).isdigit():
+            raise services.ChangeRejected(
+                [services.FieldError("version", "Give the version you saw (an integer).")]
+            )
+        return int(raw)
+
     def valid(self, serializer: Serializer[Any], data: Any) -> dict[str, Any]:
         serializer.initial_data = data
         serializer.is_valid(raise_exception=True)
@@ -71,8 +125,12 @@ def _bool(value: str) -> bool:
     return value.lower() in ("1", "true", "yes")
 
 
+def change_project_key(change: services.Change) -> str:
+    return str(Project.objects.get(pk=change.project_id).key)
+
+
 class FlagList(ManagementView):
-    @extend_schema(responses=s.FlagOut(many=True))
+    @extend_schema(responses=s.FlagOut(many=True), parameters=s.FLAG_FILTERS)
     def get(self, request: Request, project: str) -> Response:
         """Flags of the project; filters: archived, kind, tag, clientVisible, search."""
         proj = self.project(request, project)
@@ -110,7 +168,7 @@ class FlagDetail(ManagementView):
     def get(self, request: Request, project: str, key: str) -> Response:
         return Response(s.FlagOut(self.flag(request, project, key)).data)
 
-    @extend_schema(request=s.FlagPatch, responses=s.FlagOut)
+    @extend_schema(request=s.FlagPatch, responses=s.FlagOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str) -> Response:
         flag = self.flag(request, project, key)
         changes, reason, version = s.changes_of(self.valid(s.FlagPatch(partial=True), request.data))
@@ -119,19 +177,27 @@ class FlagDetail(ManagementView):
                 {"errors": [{"path": "version", "message": "This field is required."}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        flag = services.update_flag(
-            flag, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.FlagOut(flag).data)
+        edit = services.Edit(services.FLAG, flag, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
-    @extend_schema(responses=s.FlagOut)
+    @extend_schema(
+        parameters=[
+            VERSION,
+            DRY_RUN,
+            OpenApiParameter("reason", str, description="Why (required in production)"),
+        ],
+        responses={200: s.FlagOut},
+    )
     def delete(self, request: Request, project: str, key: str) -> Response:
         """Archives the flag (it leaves every ruleset); history is kept."""
         flag = self.flag(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
-        flag = services.archive_flag(flag, actor=request.user, source=SOURCE, reason=reason)
-        return Response(s.FlagOut(flag).data)
+        reason = s.query_reason(request.query_params)
+        edit = services.archive_edit(flag, True, self.version_param(request))
+        if edit is None:
+            return Response(s.FlagOut(flag).data)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.FlagOut(edit.target).data)
 
 
 class StateView(ManagementView):
@@ -152,20 +218,17 @@ class StateDetail(StateView):
     def get(self, request: Request, project: str, key: str, env: str) -> Response:
         return Response(s.StateOut(self.state(request, project, key, env)).data)
 
-    @extend_schema(request=s.StatePatch, responses=s.StateOut)
+    @extend_schema(request=s.StatePatch, responses=s.StateOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str, env: str) -> Response:
         state = self.state(request, project, key, env)
         changes, reason, version = s.changes_of(self.valid(s.StatePatch(), request.data))
-        assert version is not None
-        state = services.update_flag_state(
-            state, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.StateOut(state).data)
+        edit = services.Edit(services.STATE, state, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.StateOut(edit.target).data)
 
 
 class StateList(ManagementView):
-    @extend_schema(responses=s.StateOut(many=True))
+    @extend_schema(responses=s.StateOut(many=True), parameters=s.STATE_FILTERS)
     def get(self, request: Request, project: str, env: str) -> Response:
         """Every flag's state in one environment; filter: enabled."""
         proj = self.project(request, project)
@@ -185,12 +248,27 @@ class Kill(StateView):
         """The kill switch: off at once, no version check, no approval step."""
         state = self.state(request, project, key, env)
         reason = self.valid(s.KillIn(), request.data)["reason"]
-        state = services.kill_flag(state, actor=request.user, source=SOURCE, reason=reason)
+        state = services.kill_flag(state, actor=self.actor(request), source=SOURCE, reason=reason)
+        return Response(s.StateOut(state).data)
+
+
+class Serve(StateView):
+    @extend_schema(request=s.ServeIn, responses=s.StateOut)
+    def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        """Emergency: serve one variant to everyone in this environment now (ops and
+        kill-switch flags may be turned on this way; any flag may be turned off). No version
+        check and no approval step; a reason is required, and the approvers are notified."""
+        state = self.state(request, project, key, env)
+        data = self.valid(s.ServeIn(), request.data)
+        state = services.serve_now(
+            state, variant=data["variant"], actor=self.actor(request), source=SOURCE,
+            reason=data["reason"],
+        )  # fmt: skip
         return Response(s.StateOut(state).data)
 
 
 class History(StateView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=s.HistoryOut(many=True))
     def get(self, request: Request, project: str, key: str, env: str) -> Response:
         """Every recorded version of the flag state, newest first (historyId is for revert)."""
         state = self.state(request, project, key, env)
@@ -218,19 +296,21 @@ class History(StateView):
 
 
 class Revert(StateView):
-    @extend_schema(request=s.RevertIn, responses=s.StateOut)
+    @extend_schema(request=s.RevertIn, responses=s.StateOut, parameters=[DRY_RUN])
     def post(self, request: Request, project: str, key: str, env: str) -> Response:
+        """Restores the targeting of an earlier version (from history) as a new version."""
         state = self.state(request, project, key, env)
         data = self.valid(s.RevertIn(), request.data)
-        state = services.revert_flag_state(
-            state, data["history_id"], actor=request.user, source=SOURCE,
-            reason=data["reason"], expected_version=data.get("version"),
-        )  # fmt: skip
-        return Response(s.StateOut(state).data)
+        changes, old = services.revert_changes(state, data["history_id"])
+        edit = services.Edit(
+            services.STATE, state, changes, data.get("version"), note=f"(revert to version {old})"
+        )
+        done = self.submit(request, edit, data["reason"])
+        return done if isinstance(done, Response) else Response(s.StateOut(edit.target).data)
 
 
 class SegmentList(ManagementView):
-    @extend_schema(responses=s.SegmentOut(many=True))
+    @extend_schema(responses=s.SegmentOut(many=True), parameters=s.SEARCH_FILTER)
     def get(self, request: Request, project: str) -> Response:
         proj = self.project(request, project)
         segments = Segment.objects.filter(project=proj).order_by("key")
@@ -257,7 +337,7 @@ class SegmentDetail(ManagementView):
     def get(self, request: Request, project: str, key: str) -> Response:
         return Response(s.SegmentOut(self.segment(request, project, key)).data)
 
-    @extend_schema(request=s.SegmentPatch, responses=s.SegmentOut)
+    @extend_schema(request=s.SegmentPatch, responses=s.SegmentOut, parameters=[DRY_RUN])
     def patch(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
         changes, reason, version = s.changes_of(
@@ -268,20 +348,24 @@ class SegmentDetail(ManagementView):
                 {"errors": [{"path": "version", "message": "This field is required."}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        segment = services.update_segment(
-            segment, changes=changes, expected_version=version, actor=request.user,
-            source=SOURCE, reason=reason,
-        )  # fmt: skip
-        return Response(s.SegmentOut(segment).data)
+        edit = services.Edit(services.SEGMENT, segment, changes, version)
+        done = self.submit(request, edit, reason)
+        return done if isinstance(done, Response) else Response(s.SegmentOut(edit.target).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("reason", str, description="Why (required in production)")],
+        parameters=[
+            VERSION,
+            OpenApiParameter("reason", str, description="Why (required in production)"),
+        ],
         responses={204: None},
     )
     def delete(self, request: Request, project: str, key: str) -> Response:
         segment = self.segment(request, project, key)
-        reason = str(request.query_params.get("reason", ""))
-        services.delete_segment(segment, actor=request.user, source=SOURCE, reason=reason)
+        reason = s.query_reason(request.query_params)
+        change = services.DeleteSegment(segment, self.version_param(request))
+        done = self.submit(request, change, reason)
+        if isinstance(done, Response):
+            return done
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

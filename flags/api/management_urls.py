@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from flags.api import change_requests as cr
 from flags.api import management as m
 
 P = "projects/<str:project>"
@@ -15,8 +16,12 @@ urlpatterns = [
     path(f"{P}/flags/<str:key>", m.FlagDetail.as_view(), name="api-flag"),
     path(S, m.StateDetail.as_view(), name="api-state"),
     path(f"{S}/kill", m.Kill.as_view(), name="api-kill"),
+    path(f"{S}/serve", m.Serve.as_view(), name="api-serve"),
     path(f"{S}/history", m.History.as_view(), name="api-history"),
     path(f"{S}/revert", m.Revert.as_view(), name="api-revert"),
     path(f"{P}/segments", m.SegmentList.as_view(), name="api-segments"),
     path(f"{P}/segments/<str:key>", m.SegmentDetail.as_view(), name="api-segment"),
+    path(f"{P}/change-requests", cr.ChangeRequestList.as_view(), name="api-change-requests"),
+    path(f"{P}/change-requests/<int:pk>", cr.ChangeRequestDetail.as_view(), name="api-cr"),
+    path(f"{P}/change-requests/<int:pk>/<str:decision>", cr.Decide.as_view(), name="api-cr-do"),
 ]

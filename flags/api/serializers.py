@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
-from flags.models import Environment, Flag, FlagState, Segment
+from flags.history import REASON_MAX_LENGTH
+from flags.models import KEY_VALIDATOR, Environment, Flag, FlagState, Segment
 
 # API name -> model field, for the fields whose names differ.
 API_TO_MODEL = {
@@ -26,6 +28,29 @@ API_TO_MODEL = {
 MODEL_TO_API = {model: api for api, model in API_TO_MODEL.items()}
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (DRF's turns 12 or 1.5 into text)."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+def reason_field(*, required: bool = False, help_text: str = "") -> StrictCharField:
+    """The one definition of a reason: a string of at most REASON_MAX_LENGTH characters."""
+    text = help_text or "Why (recorded in the history); required for changes to production."
+    extra: dict[str, Any] = {} if required else {"allow_blank": True, "default": ""}
+    return StrictCharField(required=required, max_length=REASON_MAX_LENGTH, help_text=text, **extra)
+
+
+def key_field(*, required: bool = True) -> StrictCharField:
+    """A flag, segment or environment key: the models' pattern, so OpenAPI shows it too."""
+    return StrictCharField(max_length=100, required=required, validators=[KEY_VALIDATOR])
+
+
 def api_path(path: str) -> str:
     """A service error path in API names (model field names become camelCase)."""
     head, sep, rest = path.partition(".")
@@ -34,10 +59,27 @@ def api_path(path: str) -> str:
 
 
 class Versioned(serializers.Serializer[Any]):
+    """A change to a versioned object: ``version`` is required, and something must change."""
+
     version = serializers.IntegerField(
         required=True, help_text="The version you edited; 409 if it changed since."
     )
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        problems: dict[str, list[str]] = {}
+        if "version" not in attrs:  # partial serializers do not enforce required fields
+            problems["version"] = ["This field is required."]
+        if not set(attrs) - {"version", "reason"}:
+            sent = self.initial_data if isinstance(self.initial_data, dict) else {}
+            unknown = sorted(str(name) for name in sent if name not in self.fields)
+            for name in unknown:
+                problems[name] = ["Unknown field; nothing to change."]
+            if not unknown:
+                problems["non_field_errors"] = ["Give at least one field to change."]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
 
 
 class FlagOut(serializers.ModelSerializer[Flag]):
@@ -56,24 +98,24 @@ class FlagOut(serializers.ModelSerializer[Flag]):
 
 
 class FlagIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
+    key = key_field()
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Flag.Kind.choices, required=False)
     valueType = serializers.ChoiceField(
         source="value_type", choices=Flag.ValueType.choices, required=False
     )
     variants = serializers.DictField(required=False)
-    salt = serializers.CharField(required=False, allow_blank=True)
+    salt = StrictCharField(required=False, allow_blank=True)
     clientVisible = serializers.BooleanField(source="client_visible", required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=StrictCharField(), required=False)
     expiresAt = serializers.DateField(source="expires_at", required=False, allow_null=True)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class FlagPatch(FlagIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 class StateOut(serializers.ModelSerializer[FlagState]):
@@ -92,20 +134,41 @@ class StateOut(serializers.ModelSerializer[FlagState]):
 
 class StatePatch(Versioned):
     enabled = serializers.BooleanField(required=False)
-    offVariant = serializers.CharField(source="off_variant", required=False)
+    offVariant = StrictCharField(source="off_variant", required=False)
     rules = serializers.ListField(child=serializers.JSONField(), required=False)
     defaultServe = serializers.JSONField(source="default_serve", required=False)
     prerequisites = serializers.ListField(child=serializers.JSONField(), required=False)
 
 
 class KillIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(help_text="Why the flag is being killed (audited).")
+    reason = reason_field(required=True, help_text="Why the flag is being killed (audited).")
+
+
+class ServeIn(serializers.Serializer[Any]):
+    variant = StrictCharField(max_length=100, help_text="The variant everyone gets now.")
+    reason = reason_field(required=True, help_text="Why (audited; the approvers are told).")
+
+
+class HistoryOut(serializers.Serializer[Any]):
+    """One recorded version of a flag state (flags.api.management.History)."""
+
+    historyId = serializers.IntegerField(help_text="Give it to revert.")
+    version = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    by = serializers.CharField(allow_null=True)
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
+    reason = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    offVariant = serializers.CharField()
+    rules = serializers.JSONField()
+    defaultServe = serializers.JSONField()
+    prerequisites = serializers.JSONField()
 
 
 class RevertIn(serializers.Serializer[Any]):
     historyId = serializers.IntegerField(source="history_id")
     version = serializers.IntegerField(required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class SegmentOut(serializers.ModelSerializer[Segment]):
@@ -120,19 +183,19 @@ class SegmentOut(serializers.ModelSerializer[Segment]):
 
 
 class SegmentIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
-    keyAttribute = serializers.CharField(source="key_attribute", required=False)
-    included = serializers.ListField(child=serializers.CharField(), required=False)
-    excluded = serializers.ListField(child=serializers.CharField(), required=False)
+    key = key_field()
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True)
+    keyAttribute = StrictCharField(source="key_attribute", required=False)
+    included = serializers.ListField(child=StrictCharField(), required=False)
+    excluded = serializers.ListField(child=StrictCharField(), required=False)
     rules = serializers.ListField(child=serializers.JSONField(), required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class SegmentPatch(SegmentIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 class EnvironmentOut(serializers.ModelSerializer[Environment]):
@@ -154,17 +217,17 @@ class EnvironmentOut(serializers.ModelSerializer[Environment]):
 
 
 class EnvironmentIn(serializers.Serializer[Any]):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
+    key = key_field()
+    name = StrictCharField(max_length=200)
     sortOrder = serializers.IntegerField(source="sort_order", required=False)
     isProduction = serializers.BooleanField(source="is_production", required=False)
     requiresApproval = serializers.BooleanField(source="requires_approval", required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = reason_field()
 
 
 class EnvironmentPatch(EnvironmentIn, Versioned):
-    key = serializers.CharField(max_length=100, required=False)
-    name = serializers.CharField(max_length=200, required=False)
+    key = key_field(required=False)
+    name = StrictCharField(max_length=200, required=False)
 
 
 def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | None]:
@@ -173,3 +236,26 @@ def changes_of(validated: dict[str, Any]) -> tuple[dict[str, Any], str, int | No
     reason: str = data.pop("reason", "") or ""
     version: int | None = data.pop("version", None)
     return data, reason, version
+
+
+class ReasonQuery(serializers.Serializer[Any]):
+    reason = reason_field()
+
+
+def query_reason(params: Any) -> str:
+    """The ``?reason=`` of a DELETE, checked like a reason in a body (400 naming ``reason``)."""
+    query = ReasonQuery(data={"reason": params.get("reason", "")})
+    query.is_valid(raise_exception=True)
+    return str(query.validated_data["reason"])
+
+
+# Query filters of the management lists, for the OpenAPI document.
+SEARCH_FILTER = [OpenApiParameter("search", str, description="Part of the key (or name).")]
+FLAG_FILTERS = [
+    OpenApiParameter("archived", bool, description="Archived flags instead (default false)."),
+    OpenApiParameter("kind", str, enum=Flag.Kind.values),
+    OpenApiParameter("tag", str, description="Flags carrying this tag."),
+    OpenApiParameter("clientVisible", bool),
+    *SEARCH_FILTER,
+]
+STATE_FILTERS = [OpenApiParameter("enabled", bool)]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.sse import EventStream
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +133,143 @@ def test_embedded_ingest_counts_each_user_once(embedded: dict[str, str]) -> None
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "False", "5", "3"]
+
+
+# --- Rulesets that heal, with no Redis at all ---------------------------------------------------
+
+SETUP_SCRIPT = """
+import django
+django.setup()
+import json, sys
+from django.contrib.auth.models import User
+from apikeys.models import ApiKey
+from flags import services
+from flags.models import Environment, FlagState
+project_key = sys.argv[1]
+owner, _ = User.objects.get_or_create(username="owner", defaults={"is_superuser": True})
+if not owner.is_superuser:
+    owner.is_superuser = True
+    owner.save()
+project = services.create_project(key=project_key, name="Healing", actor=owner, source="api")
+dev = Environment.objects.get(project=project, key="development")
+services.create_flag(project, data={"key": "banner", "name": "Banner"}, actor=owner, source="api")
+state = FlagState.objects.get(flag__project=project, flag__key="banner", environment=dev)
+services.update_flag_state(
+    state, changes={"enabled": True}, expected_version=state.version, actor=owner,
+    source="api", reason="start enabled",
+)
+key, raw = ApiKey.issue(environment=dev, kind="server", name="server")
+print(json.dumps({"state": state.pk, "key": raw, "key_id": key.pk}))
+"""
+
+KILL_BY_WORKER = """
+import django
+django.setup()
+import json, sys
+from flags.tasks import kill_flag
+print(json.dumps(kill_flag.delay(int(sys.argv[1]), "automated rollback").get(timeout=60)))
+"""
+
+REVOKE_BY_SHELL = """
+import time
+from django.contrib.auth.models import User
+from apikeys import services
+from apikeys.models import ApiKey
+services.revoke(ApiKey.objects.get(pk=KEY_ID), actor=User.objects.get(username="owner"),
+                reason="leaked")
+print(time.time())
+"""
+
+
+def _python(env: dict[str, str], code: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _embedded_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "flagsite.asgi:application",
+         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
+        cwd=ROOT, env={**env, "FLAGSITE_SSE_HEARTBEAT_SECONDS": "0.5"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 90, "the embedded web server")
+    return proc, base
+
+
+def test_embedded_a_change_by_the_celery_worker_reaches_an_open_stream(
+    embedded: dict[str, str],
+) -> None:
+    world = json.loads(_python(embedded, SETUP_SCRIPT, "heal-worker"))
+    headers = {"Authorization": f"Bearer {world['key']}"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "flagsite", "worker", "--pool", "solo",
+         "--loglevel", "WARNING"],
+        cwd=ROOT, env=embedded,
+    )  # fmt: skip
+    server, base = _embedded_server(embedded)
+    stream = EventStream(f"{base}/api/v1/sdk/stream", headers)
+    try:
+        first, _ = stream.next_ruleset(lambda d: True, 30)
+        assert first["ruleset"]["flags"]["banner"]["enabled"] is True
+
+        done = json.loads(_python(embedded, KILL_BY_WORKER, str(world["state"])))
+
+        assert done["enabled"] is False
+        data, arrived_at = stream.next_ruleset(
+            lambda d: d["ruleset"]["flags"]["banner"]["enabled"] is False, 10
+        )
+        assert data["version"] > first["version"]
+        assert arrived_at - done["committed_at"] < 2.0
+    finally:
+        stream.close()
+        for proc in (server, worker):
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def test_embedded_a_key_revoked_from_the_shell_stops_working_within_2s(
+    embedded: dict[str, str],
+) -> None:
+    world = json.loads(_python(embedded, SETUP_SCRIPT, "heal-key"))
+    headers = {"Authorization": f"Bearer {world['key']}"}
+    server, base = _embedded_server(embedded)
+    url = f"{base}/api/v1/evaluate"
+    try:
+        for _ in range(5):  # cached in the server from here on
+            assert httpx.post(url, json={"flag": "banner"}, headers=headers).status_code == 200
+        revoke = REVOKE_BY_SHELL.replace("KEY_ID", str(world["key_id"]))
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", revoke],
+            cwd=ROOT, env=embedded, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        committed_at = float(result.stdout.strip().splitlines()[-1])
+
+        last_accepted = 0.0
+        deadline = time.monotonic() + 10
+        while True:
+            code = httpx.post(url, json={"flag": "banner"}, headers=headers).status_code
+            if code == 200:
+                last_accepted = time.time()
+            elif code == 401:
+                break
+            assert time.monotonic() < deadline, "the revoked key kept working"
+        assert last_accepted - committed_at < 2.0
+        again = [httpx.post(url, json={"flag": "banner"}, headers=headers) for _ in range(3)]
+        assert {r.status_code for r in again} == {401}
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -86,7 +86,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=child_env(self.database_name, self.extra_env)
         )
-        wait_until(self._healthy, 30, f"the server on port {self.port}")
+        # generous: on a loaded machine two workers importing Django take tens of seconds
+        wait_until(self._healthy, 90, f"the server on port {self.port}")
 
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -82,8 +82,13 @@ def test_kill_history_and_revert(client: Client, world: World) -> None:
     assert history[0]["reason"].startswith("incident 42")
     assert history[0]["source"] == "api"
     enabled_before = next(h for h in history if h["enabled"])
+    no_version = send(client, world, "post", f"{STATE}/revert",
+                      {"historyId": enabled_before["historyId"], "reason": "fixed"})  # fmt: skip
+    assert no_version.status_code == 400
+    assert no_version.json()["errors"][0]["path"] == "version"
     reverted = send(client, world, "post", f"{STATE}/revert",
-                    {"historyId": enabled_before["historyId"], "reason": "fixed"})  # fmt: skip
+                    {"historyId": enabled_before["historyId"], "reason": "fixed",
+                     "version": history[0]["version"]})  # fmt: skip
     assert reverted.status_code == 200, reverted.content
     assert reverted.json()["enabled"] is True
     evaluated = send(client, world, "post", "/api/v1/evaluate", {"flag": "banner"}, kind="server")

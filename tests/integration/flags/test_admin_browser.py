@@ -139,7 +139,7 @@ def test_rules_and_rollout_are_edited_with_the_widget(
         assert after[key][0] == before[key][0]
 
 
-def test_an_unsafe_regex_is_shown_on_the_field_and_nothing_is_saved(
+def test_a_regex_re2_refuses_is_shown_on_the_field_and_nothing_is_saved(
     staging_state: FlagState, server: ServerProcess
 ) -> None:
     before = _rulesets()
@@ -148,9 +148,9 @@ def test_an_unsafe_regex_is_shown_on_the_field_and_nothing_is_saved(
     assert "/change/" in result["url"]  # the form came back instead of redirecting
     errors = " ".join(result["fieldErrors"])
     assert "rules[0].conditions[0].values[0]" in errors, result
-    assert "nested quantifier" in errors, result
+    assert "not a valid RE2 regular expression" in errors, result
     assert result["formErrors"] == [] or all("correct" in e for e in result["formErrors"])
-    assert result["redrawnPattern"] == "(a+)+$"  # the user's input is still there to fix
+    assert result["redrawnPattern"] == "(a)\\1"  # the user's input is still there to fix
     assert result["invalidRows"] == 1
     assert "matches" not in result["glance"]  # the summary shows what is saved, not the input
     state = FlagState.objects.get(pk=staging_state.pk)

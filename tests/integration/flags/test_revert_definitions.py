@@ -46,42 +46,50 @@ def _flag_doc(env: str) -> dict[str, object]:
 
 def test_revert_flag_restores_the_definition_exactly(world: World) -> None:
     v2 = _edit_flag(
-        world, "editor", name="PDF engine v2", description="Faster PDFs", kind="experiment",
-        tags=["pdf", "q3"], expires_at=datetime.date(2031, 1, 31), client_visible=True,
-        variants={"on": True, "off": False},
+        world, "release_manager", name="PDF engine v2", description="Faster PDFs",
+        kind="experiment", tags=["pdf", "q3"], expires_at=datetime.date(2031, 1, 31),
+        client_visible=True, variants={"on": True, "off": False},
     )  # fmt: skip
     record = v2.history.latest("history_id")
     _edit_flag(
-        world, "editor", name="Renamed", description="", kind="ops", tags=[], expires_at=None,
-        client_visible=False, owner=world.users["owner"],
+        world, "release_manager", name="Renamed", description="", kind="ops", tags=[],
+        expires_at=None, client_visible=False, owner=world.users["owner"],
     )  # fmt: skip
 
     reverted = services.revert_flag(
-        world.flag, record.history_id, actor=world.users["editor"], source=API, reason="undo"
-    )
+        world.flag, record.history_id, actor=world.users["release_manager"], source=API,
+        reason="undo",
+        expected_version=Flag.objects.get(pk=world.flag.pk).version,
+    )  # fmt: skip
     assert services.flag_snapshot(reverted) == services.flag_snapshot(record)
     assert reverted.version == record.version + 2
     latest = reverted.history.latest("history_id")
     assert latest.history_change_reason == f"undo (revert to version {record.version})"
-    assert (latest.history_source, latest.history_user) == ("api", world.users["editor"])
+    assert (latest.history_source, latest.history_user) == ("api", world.users["release_manager"])
     doc = _flag_doc("production")
     assert (doc["description"], doc["clientVisible"]) == ("Faster PDFs", True)
 
 
 def test_revert_flag_goes_through_the_same_checks(world: World) -> None:
     first = Flag.history.filter(id=world.flag.pk).earliest("history_id")
-    _edit_flag(world, "editor", description="changed")
+    _edit_flag(world, "release_manager", description="changed", salt="other-salt")
     flag = Flag.objects.get(pk=world.flag.pk)
     with pytest.raises(ChangeRejected) as rejected:  # production changes need a reason
-        services.revert_flag(flag, first.history_id, actor=world.users["editor"], source=API)
+        services.revert_flag(
+            flag, first.history_id, actor=world.users["release_manager"], source=API,
+            expected_version=flag.version,
+        )  # fmt: skip
     assert [e.path for e in rejected.value.errors] == ["reason"]
     with pytest.raises(VersionConflict):
         services.revert_flag(
-            flag, first.history_id, actor=world.users["editor"], source=API, reason="r",
-            expected_version=flag.version - 1,
+            flag, first.history_id, actor=world.users["release_manager"], source=API,
+            reason="r", expected_version=flag.version - 1,
         )  # fmt: skip
     with pytest.raises(services.PermissionDenied):
-        services.revert_flag(flag, first.history_id, actor=world.users["viewer"], source=API)
+        services.revert_flag(
+            flag, first.history_id, actor=world.users["viewer"], source=API,
+            expected_version=flag.version,
+        )  # fmt: skip
     assert Flag.objects.get(pk=flag.pk).description == "changed"
 
 
@@ -94,8 +102,9 @@ def test_revert_segment_restores_exactly(world: World) -> None:
     _edit_segment(world, segment, included=[], excluded=["acc-9"], rules=[], name="Beta!")
 
     reverted = services.revert_segment(
-        segment, record.history_id, actor=world.users["editor"], source=API, reason="undo"
-    )
+        segment, record.history_id, actor=world.users["editor"], source=API, reason="undo",
+        expected_version=Segment.objects.get(pk=segment.pk).version,
+    )  # fmt: skip
     assert services.segment_snapshot(reverted) == services.segment_snapshot(record)
     latest = reverted.history.latest("history_id")
     assert latest.history_change_reason == f"undo (revert to version {record.version})"
@@ -103,8 +112,9 @@ def test_revert_segment_restores_exactly(world: World) -> None:
     assert (seg_doc["included"], seg_doc["rules"]) == (["acc-1", "acc-2"], SEGMENT_RULES)
     with pytest.raises(services.PermissionDenied):
         services.revert_segment(
-            segment, record.history_id, actor=world.users["viewer"], source=API, reason="x"
-        )
+            segment, record.history_id, actor=world.users["viewer"], source=API, reason="x",
+            expected_version=segment.version,
+        )  # fmt: skip
 
 
 def _client(world: World, role: str) -> Client:

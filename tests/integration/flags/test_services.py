@@ -44,9 +44,11 @@ def test_revert_restores_exactly_the_earlier_rules(world: World) -> None:
     a = edit(world, "editor", "staging", {"enabled": True, "rules": RULES_A})
     record_a = a.history.latest("history_id")
     edit(world, "editor", "staging", {"rules": RULES_B, "default_serve": {"variant": "on"}})
+    current = world.state("staging")
     reverted = services.revert_flag_state(
-        a, record_a.history_id, actor=world.users["editor"], source=SOURCE, reason="oops"
-    )
+        a, record_a.history_id, actor=world.users["editor"], source=SOURCE, reason="oops",
+        expected_version=current.version,
+    )  # fmt: skip
     assert reverted.rules == RULES_A
     assert services.state_snapshot(reverted) == services.state_snapshot(record_a)
     latest = reverted.history.latest("history_id")
@@ -140,7 +142,8 @@ def test_approval_is_required_and_the_author_cannot_approve(world: World) -> Non
     with pytest.raises(PermissionDenied):
         services.approve_change(request, actor=world.users["editor"], source=SOURCE)
     services.approve_change(request, actor=owner, source=SOURCE, reason="looks right")
-    applied = services.apply_change(request, actor=rm, source=SOURCE)
+    services.apply_change(request, actor=rm, source=SOURCE)
+    applied = world.state("production")
     assert applied.enabled
     request.refresh_from_db()
     assert (request.status, request.reviewer) == (ChangeRequest.Status.APPLIED, owner)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from flagsite_sdk.engine import bucket, compile_ruleset
+import mmh3
+import pytest
+from flagsite_sdk.engine import RulesetInvalid, bucket, compile_ruleset, validate_ruleset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -159,3 +163,105 @@ def test_evaluation_never_raises_on_any_context(context: dict[str, object]) -> N
         details = compiled.evaluate(key, context)
         assert details.error_code in (None, "TARGETING_KEY_MISSING")
         assert isinstance(compiled.is_enabled(key, context), bool)
+
+
+# --- Hostile input: the strategies that found the "internal" errors and the crash -------------
+
+# Text as Python's json and JavaScript produce it: lone surrogates and NUL included.
+hostile_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=30)
+huge_numbers = st.integers(min_value=2**1024, max_value=10**5000).flatmap(
+    lambda n: st.sampled_from([n, -n])
+) | st.sampled_from([float("inf"), float("-inf"), float("nan")])
+huge_versions = st.integers(min_value=300, max_value=5_000).map(
+    lambda digits: f"1.{'7' * digits}.0"
+)
+long_chains = st.integers(min_value=900, max_value=1_300)
+
+
+def _seed_document() -> dict[str, Any]:
+    from .conftest import load_vector
+
+    return copy.deepcopy(load_vector("evaluation.json")["ruleset"])
+
+
+def _hostile_edit(
+    doc: dict[str, Any], choice: int, text: str, number: int | float, version: str, chain: int
+) -> None:
+    flag = doc["flags"]["first-match"]
+    condition = flag["rules"][0]["conditions"][0]
+    edits = [
+        lambda: condition.update(operator="lt", values=[number]),
+        lambda: condition.update(operator="in", values=["free", number]),
+        lambda: condition.update(operator="semver_lt", values=[version]),
+        lambda: condition.update(operator="semver_eq", values=[version + "-" + "9" * 4_400]),
+        lambda: condition.update(operator="matches", values=[text]),
+        lambda: condition.update(values=[text]),
+        lambda: flag.update(salt=text or "\ud800"),
+        lambda: flag["variants"].update({text or "\x00": True}),
+        lambda: flag["rules"][0].update(id=text or "\udfff"),
+        lambda: doc["flags"]["number-flag"]["variants"].update(big=number),
+        lambda: flag.update(version=number),
+        lambda: doc["flags"].update(_chain_flags(chain)),
+    ]
+    edits[choice % len(edits)]()
+
+
+def _chain_flags(length: int) -> dict[str, Any]:
+    flags = {"c0": boolean_flag("c0")}
+    for i in range(1, length):
+        flags[f"c{i}"] = boolean_flag(
+            f"c{i}", prerequisites=[{"flag": f"c{i - 1}", "variants": ["off"]}]
+        )
+    return flags
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    choice=st.integers(min_value=0, max_value=11),
+    text=hostile_text,
+    number=huge_numbers,
+    version=huge_versions,
+    chain=long_chains,
+)
+def test_the_validator_never_says_internal_and_the_compiler_raises_only_ruleset_invalid(
+    choice: int, text: str, number: int | float, version: str, chain: int
+) -> None:
+    doc = _seed_document()
+    _hostile_edit(doc, choice, text, number, version, chain)
+
+    errors = validate_ruleset(doc)
+
+    assert all(e.code != "internal" for e in errors), errors
+    if errors:
+        with pytest.raises(RulesetInvalid) as invalid:
+            compile_ruleset(doc)
+        assert invalid.value.errors == errors
+    else:
+        compiled = compile_ruleset(doc)
+        assert compiled.evaluate("first-match", {"plan": text}).reason is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    context=st.dictionaries(
+        st.sampled_from(["targetingKey", "userId", "accountId", "plan", "email", "name"]),
+        hostile_text
+        | st.text(min_size=4_090, max_size=4_100)
+        | st.lists(hostile_text, max_size=3)
+        | st.integers(min_value=-(10**400), max_value=10**400),
+    )
+)
+def test_hostile_contexts_evaluate_without_raising(context: dict[str, object]) -> None:
+    compiled = compile_ruleset(_seed_document())
+
+    for key in compiled.flag_keys():
+        details = compiled.evaluate(key, context)
+        assert details.error_code in (None, "TARGETING_KEY_MISSING"), details
+
+
+@given(salt=hostile_text.filter(bool), value=hostile_text)
+def test_bucketing_any_text_is_the_bucketing_of_its_well_formed_form(salt: str, value: str) -> None:
+    clean = f"{salt}.{value}".encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    expected = mmh3.hash(clean.encode("utf-8"), 0, False) % 100_000
+
+    assert bucket(salt, value) == expected

@@ -16,7 +16,16 @@ _SEMVER = re.compile(
 # A parsed version orders like SemVer 2.0 when compared as a tuple: the release
 # triple, then 1 for "no pre-release" (which ranks above any pre-release), then
 # the pre-release identifiers, numeric ones below alphanumeric ones.
-SemverKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
+# A number is kept as (digit count, digits) without leading zeros, which orders
+# exactly like its value for any length; int() refuses more than 4,300 digits.
+Number = tuple[int, str]
+SemverKey = tuple[Number, Number, Number, int, tuple[tuple[int, Number, str], ...]]
+_NO_NUMBER: Number = (0, "")
+
+
+def _number(digits: str) -> Number:
+    significant = digits.lstrip("0") or "0"
+    return (len(significant), significant)
 
 
 @lru_cache(maxsize=4096)
@@ -25,11 +34,12 @@ def parse_semver(text: str) -> SemverKey | None:
     m = _SEMVER.fullmatch(text)
     if m is None:
         return None
+    release = (_number(m.group(1)), _number(m.group(2)), _number(m.group(3)))
     pre = m.group(4)
     if pre is None:
-        return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 1, ())
-    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0, ids)
+        return (*release, 1, ())
+    ids = tuple((0, _number(p), "") if p.isdigit() else (1, _NO_NUMBER, p) for p in pre.split("."))
+    return (*release, 0, ids)
 
 
 def parse_instant(text: str) -> float | None:
@@ -39,11 +49,11 @@ def parse_instant(text: str) -> float | None:
             d = date.fromisoformat(text)
             return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000.0
         dt = datetime.fromisoformat(text)
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp() * 1000.0
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 pushed out by an offset
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp() * 1000.0
 
 
 def instant_of(value: Any) -> float | None:
@@ -55,7 +65,10 @@ def instant_of(value: Any) -> float | None:
         return _cached_instant(value)
     if isinstance(value, datetime):
         dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return dt.timestamp() * 1000.0
+        try:
+            return dt.timestamp() * 1000.0
+        except (ValueError, OverflowError):
+            return None
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000.0
     return None

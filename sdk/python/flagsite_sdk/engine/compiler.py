@@ -17,7 +17,8 @@ from .operators import (
     compile_condition,
 )
 from .serve import FlagShape, Resolver, compile_serve
-from .types import ErrorCode, EvaluationDetails, Reason, RulesetInvalid
+from .text import MAX_VALUE_LENGTH, well_formed
+from .types import ErrorCode, EvaluationDetails, Reason, RulesetError, RulesetInvalid
 from .validate import prerequisite_order, validate_ruleset
 
 _ACCEPTED_DEFAULTS: Mapping[str, frozenset[type] | None] = {
@@ -135,6 +136,15 @@ def compile_ruleset(doc: Mapping[str, Any], *, validate: bool = True) -> Compile
         errors = validate_ruleset(doc)
         if errors:
             raise RulesetInvalid(errors)
+        try:
+            return _compile(doc)
+        except Exception as exc:  # a validated document that still fails is our bug
+            error = RulesetError("", f"compilation failed: {exc!r}"[:300], "internal")
+            raise RulesetInvalid([error]) from exc
+    return _compile(doc)
+
+
+def _compile(doc: Mapping[str, Any]) -> CompiledRuleset:
     segments: dict[str, Condition] = {}
     for key, seg in doc["segments"].items():
         segments[key] = _compile_segment(key, seg)
@@ -277,8 +287,8 @@ def _compile_segment(key: str, seg: Mapping[str, Any]) -> Condition:
     """Membership test: excluded keys lose, then included keys win, then any rule."""
     attr: str = seg.get("keyAttribute", TARGETING_KEY)
     alias = TARGETING_KEY_ALIAS if attr == TARGETING_KEY else None
-    included = frozenset(seg.get("included", []))
-    excluded = frozenset(seg.get("excluded", []))
+    included = frozenset(well_formed(k) for k in seg.get("included", []))
+    excluded = frozenset(well_formed(k) for k in seg.get("excluded", []))
     rules = tuple(
         _all_of(
             [
@@ -291,9 +301,9 @@ def _compile_segment(key: str, seg: Mapping[str, Any]) -> Condition:
 
     def member(ctx: Context) -> bool:
         v = ctx.get(attr)
-        if v is None and alias is not None:
+        if alias is not None and (v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH)):
             v = ctx.get(alias)
-        if type(v) is str:
+        if type(v) is str and len(v) <= MAX_VALUE_LENGTH:
             if v in excluded:
                 return False
             if v in included:

@@ -7,11 +7,13 @@ false" plus a note on the evaluation details; it never reaches the caller.
 
 from __future__ import annotations
 
-import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .coerce import instant_of, parse_instant, parse_semver
+from .regex import compile_pattern
+from .text import MAX_VALUE_LENGTH, utf8, well_formed
 
 Context = Mapping[str, Any]
 Test = Callable[[Any], bool]
@@ -57,6 +59,7 @@ SCALAR_OPERATORS = frozenset({"equals", "not_equals", "in", "not_in"})
 CASE_OPERATORS = frozenset(
     {"equals", "not_equals", "in", "not_in", "contains", "starts_with", "ends_with", "matches"}
 )
+_DOUBLE_MAX = sys.float_info.max
 TARGETING_KEY = "targetingKey"
 TARGETING_KEY_ALIAS = "userId"
 
@@ -76,15 +79,21 @@ def operand_problem(operator: str, values: list[Any]) -> str | None:
         return "values must be strings"
     if operator in NUMBER_OPERATORS and not _is_number(values[0]):
         return "value must be a number"
+    if any(_is_number(v) and not -_DOUBLE_MAX <= v <= _DOUBLE_MAX for v in values):
+        return "numbers must be finite and fit in a double"
     if operator in SCALAR_OPERATORS and not all(
         isinstance(v, str | int | float) and v == v for v in values
     ):
         return "values must be strings, numbers or booleans"
     if operator.startswith("semver_") and parse_semver(values[0]) is None:
-        return f"{values[0]!r} is not a semantic version (MAJOR.MINOR.PATCH)"
+        return f"{_clip(values[0])!r} is not a semantic version (MAJOR.MINOR.PATCH)"
     if operator in ("before", "after") and parse_instant(values[0]) is None:
-        return f"{values[0]!r} is not an ISO 8601 date or date-time"
+        return f"{_clip(values[0])!r} is not an ISO 8601 date or date-time"
     return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_number(v: Any) -> bool:
@@ -134,7 +143,7 @@ def _generic_condition(attr: str, test: Test, negate: bool) -> Condition:
 
         def condition(ctx: Context) -> bool:
             v = ctx.get(attr)
-            if v is None:
+            if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
                 return False
             return test(v) is not negate
 
@@ -142,9 +151,9 @@ def _generic_condition(attr: str, test: Test, negate: bool) -> Condition:
 
     def keyed_condition(ctx: Context) -> bool:
         v = ctx.get(attr)
-        if v is None:
+        if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
             v = ctx.get(alias)
-            if v is None:
+            if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
                 return False
         return test(v) is not negate
 
@@ -153,7 +162,9 @@ def _generic_condition(attr: str, test: Test, negate: bool) -> Condition:
 
 def _membership_condition(attr: str, values: list[Any], invert: bool, label: str) -> Condition:
     """equals / in and their negations: the allowlist hot path, one set lookup."""
-    strings = frozenset(v for v in values if type(v) is str)
+    strings = frozenset(well_formed(v) for v in values if type(v) is str)
+    # only an operand holding U+FFFD can equal a context string with a lone surrogate
+    replaced = any("\ufffd" in v for v in strings)
     numbers = frozenset(v for v in values if type(v) is int or type(v) is float)
     booleans = frozenset(v for v in values if type(v) is bool)
     kinds = {_kind(v) for v in values}
@@ -176,16 +187,27 @@ def _membership_condition(attr: str, values: list[Any], invert: bool, label: str
             raise ConditionProblem(
                 f"{label}: attribute {attr!r} is a {_kind(v)}, the condition compares {compared}"
             )
+        if t is str:
+            return text_member(v)
         return (v in pool) is not invert
+
+    def text_member(v: str) -> bool:
+        hit = v in strings
+        if not hit and replaced and not v.isascii():
+            hit = well_formed(v) in strings
+        return hit is not invert
 
     _, alias = _getter_attrs(attr)
     if alias is None:
 
         def condition(ctx: Context) -> bool:
             v = ctx.get(attr)
-            if type(v) is str and strings:
-                return (v in strings) is not invert
-            if v is None:
+            if type(v) is str:
+                if len(v) > MAX_VALUE_LENGTH:
+                    return False
+                if strings:
+                    return text_member(v)
+            elif v is None:
                 return False
             return classify(v)
 
@@ -193,12 +215,12 @@ def _membership_condition(attr: str, values: list[Any], invert: bool, label: str
 
     def keyed_condition(ctx: Context) -> bool:
         v = ctx.get(attr)
-        if v is None:
+        if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
             v = ctx.get(alias)
-            if v is None:
+            if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
                 return False
         if type(v) is str and strings:
-            return (v in strings) is not invert
+            return text_member(v)
         return classify(v)
 
     return keyed_condition
@@ -210,9 +232,10 @@ def _presence_condition(attr: str, want_present: bool, negate: bool) -> Conditio
 
     def condition(ctx: Context) -> bool:
         v = ctx.get(attr)
-        if v is None and alias is not None:
+        if alias is not None and (v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH)):
             v = ctx.get(alias)
-        return (v is not None) is expected
+        present = v is not None and (type(v) is not str or len(v) <= MAX_VALUE_LENGTH)
+        return present is expected
 
     return condition
 
@@ -237,7 +260,7 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
 
     if op in ("equals", "not_equals", "in", "not_in"):
         # only reached with caseInsensitive: strings compare casefolded
-        folded = frozenset(v.casefold() if type(v) is str else v for v in values)
+        folded = frozenset(well_formed(v).casefold() if type(v) is str else v for v in values)
         kinds = {_kind(v) for v in values}
         invert = op in ("not_equals", "not_in")
 
@@ -245,7 +268,7 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
             kind = _kind(v)
             if kind not in ("string", "number", "boolean") or (values and kind not in kinds):
                 raise wrong(v, " or ".join(sorted(kinds)) or "a scalar")
-            key = v.casefold() if kind == "string" else v
+            key = well_formed(v).casefold() if kind == "string" else v
             if kind == "number":
                 return any(_kind(x) == "number" and x == v for x in values) is not invert
             if kind == "boolean":
@@ -255,31 +278,35 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
         return member
 
     if op in ("contains", "starts_with", "ends_with"):
-        needles = tuple(v.casefold() for v in values) if ci else tuple(values)
+        needles = tuple(well_formed(v).casefold() if ci else well_formed(v) for v in values)
 
         def text_test(v: Any) -> bool:
             if type(v) is str:
-                s = v.casefold() if ci else v
+                s = well_formed(v).casefold() if ci else well_formed(v)
                 if op == "starts_with":
                     return s.startswith(needles)
                 if op == "ends_with":
                     return s.endswith(needles)
                 return any(n in s for n in needles)
             if op == "contains" and isinstance(v, list | tuple):
-                items = {x.casefold() if ci else x for x in v if type(x) is str}
+                items = {
+                    well_formed(x).casefold() if ci else well_formed(x)
+                    for x in v
+                    if type(x) is str and len(x) <= MAX_VALUE_LENGTH
+                }
                 return any(n in items for n in needles)
             raise wrong(v, "a string" if op != "contains" else "a string or a list")
 
         return text_test
 
     if op == "matches":
-        flags = re.IGNORECASE if ci else 0
-        patterns = tuple(re.compile(p, flags) for p in values)
+        patterns = tuple(compile_pattern(p, case_insensitive=ci) for p in values)
 
         def regex_test(v: Any) -> bool:
             if type(v) is not str:
                 raise wrong(v, "a string")
-            return any(p.search(v) is not None for p in patterns)
+            text = utf8(v)  # re2 is native code: no lone surrogate may reach it
+            return any(p.search(text) is not None for p in patterns)
 
         return regex_test
 
@@ -303,12 +330,12 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
         return date_test
 
     if op == "email_domain_in":
-        domains = frozenset(v.lstrip("@").casefold() for v in values)
+        domains = frozenset(well_formed(v).lstrip("@").casefold() for v in values)
 
         def email_test(v: Any) -> bool:
             if type(v) is not str or "@" not in v:
                 raise wrong(v, "an email address")
-            return v.rpartition("@")[2].casefold() in domains
+            return well_formed(v).rpartition("@")[2].casefold() in domains
 
         return email_test
 

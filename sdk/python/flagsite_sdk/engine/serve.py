@@ -10,6 +10,7 @@ from typing import Any
 import mmh3
 
 from .operators import TARGETING_KEY, TARGETING_KEY_ALIAS, Context
+from .text import MAX_VALUE_LENGTH, utf8
 from .types import BUCKETS, ErrorCode, EvaluationDetails, Reason
 
 Resolver = Callable[[Context], EvaluationDetails]
@@ -67,9 +68,12 @@ def _compile_rollout(
     hash32 = mmh3.hash
 
     def key_of(ctx: Context) -> Any:
+        # a string over the length bound counts as absent, like a null
         v = ctx.get(attr)
-        if v is None and alias is not None:
-            v = ctx.get(alias)
+        if v is None or (type(v) is str and len(v) > MAX_VALUE_LENGTH):
+            v = ctx.get(alias) if alias is not None else None
+            if type(v) is str and len(v) > MAX_VALUE_LENGTH:
+                v = None
         return v
 
     if len(outcomes) == 1:
@@ -93,16 +97,15 @@ def _compile_rollout(
 
         def two_way(ctx: Context) -> EvaluationDetails:
             v = ctx.get(attr)
-            if type(v) is not str or not v:
-                if v is None and alias is not None:
-                    v = ctx.get(alias)
+            if type(v) is not str or not v or len(v) > MAX_VALUE_LENGTH:
+                v = key_of(ctx)
                 if type(v) is int:
                     v = str(v)
                 elif v is None or v == "":
                     return missing
                 elif type(v) is not str:
                     return unusable
-            return first if hash32(prefix + v, 0, False) % BUCKETS < cut else second
+            return first if hash32(utf8(prefix + v), 0, False) % BUCKETS < cut else second
 
         return two_way
 
@@ -114,7 +117,7 @@ def _compile_rollout(
             return missing
         elif type(v) is not str:
             return unusable
-        return outcomes[bisect_right(ends, hash32(prefix + v, 0, False) % BUCKETS)]
+        return outcomes[bisect_right(ends, hash32(utf8(prefix + v), 0, False) % BUCKETS)]
 
     return many_way
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -12,14 +13,20 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from .operators import SEGMENT_OPERATORS, operand_problem
-from .regex_safety import regex_problem
+from .regex import regex_problem
 from .shape import has_schema_shape
+from .text import is_valid_text
 from .types import BUCKETS, RulesetError
+
+# Evaluating a flag evaluates its prerequisites first, one nested call per link, so a
+# chain deeper than this is refused rather than left to overflow the stack.
+MAX_PREREQUISITE_DEPTH = 64
+_DOUBLE_MAX = sys.float_info.max
 
 _VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: type(v) is bool,
     "string": lambda v: type(v) is str,
-    "number": lambda v: type(v) in (int, float) and math.isfinite(v),
+    "number": lambda v: type(v) in (int, float) and _within_double(v),
     "json": lambda v: True,
 }
 
@@ -35,6 +42,19 @@ def ruleset_schema() -> dict[str, Any]:
 @cache
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(ruleset_schema())
+
+
+def _within_double(v: int | float) -> bool:
+    # math.isfinite(10**400) raises OverflowError; an int compares exactly with a float
+    return -_DOUBLE_MAX <= v <= _DOUBLE_MAX
+
+
+def _shown(value: Any) -> str:
+    """repr for a message, cut short (repr of a 5,000-digit int even raises)."""
+    if type(value) is int and not _within_double(value):
+        return "a number out of range"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def format_path(parts: Sequence[str | int]) -> str:
@@ -59,6 +79,9 @@ def validate_ruleset(doc: Mapping[str, Any]) -> list[RulesetError]:
 def _validate(doc: Mapping[str, Any]) -> list[RulesetError]:
     if not isinstance(doc, Mapping):
         return [RulesetError("", "the ruleset must be a JSON object", "schema.type")]
+    out_of_range = list(_number_range_errors(doc))
+    if out_of_range:
+        return out_of_range  # jsonschema itself fails on such numbers, so stop here
     if has_schema_shape(doc):
         errors: list[RulesetError] = []
     else:
@@ -75,7 +98,27 @@ def _validate(doc: Mapping[str, Any]) -> list[RulesetError]:
     for key, flag in good_flags.items():
         errors.extend(_flag_errors(key, flag, flags, segments))
     errors.extend(_cycle_errors(good_flags))
+    if not any(e.code == "prerequisite_cycle" for e in errors):
+        errors.extend(_depth_errors(good_flags))
     return errors
+
+
+def _number_range_errors(doc: Mapping[str, Any]) -> Iterator[RulesetError]:
+    """Numbers no double can hold (10**400, infinities, NaN), walked without recursion."""
+    pending: list[tuple[list[str | int], Any]] = [([], doc)]
+    while pending:
+        path, value = pending.pop()
+        t = type(value)
+        if t is dict or isinstance(value, Mapping):
+            pending.extend(([*path, str(k)], v) for k, v in value.items())
+        elif t is list or t is tuple:
+            pending.extend(([*path, i], v) for i, v in enumerate(value))
+        elif (t is int and not _within_double(value)) or (t is float and not math.isfinite(value)):
+            yield RulesetError(
+                format_path(path),
+                "number out of range: numbers must be finite and fit in a double",
+                "number_range",
+            )
 
 
 def schema_errors(doc: Any) -> list[RulesetError]:
@@ -115,7 +158,7 @@ def _flag_errors(
     def err(parts: Sequence[str | int], message: str, code: str) -> RulesetError:
         return RulesetError(format_path([*base, *parts]), message, code)
 
-    if flag["key"] != key:
+    if flag["key"] != key or not is_valid_text(key):
         yield err(
             ["key"], f"key {flag['key']!r} differs from its entry name {key!r}", "key_mismatch"
         )
@@ -124,8 +167,15 @@ def _flag_errors(
     for name, value in variants.items():
         if not check(value):
             yield err(
-                ["variants", name], f"value {value!r} is not a {flag['valueType']}", "value_type"
+                ["variants", name],
+                f"value {_shown(value)} is not a {flag['valueType']}",
+                "value_type",
             )
+    if not is_valid_text(flag["salt"]):
+        yield err(["salt"], _BAD_TEXT, "invalid_text")
+    for name in variants:
+        if not is_valid_text(name):
+            yield err(["variants", name], f"variant name {_BAD_TEXT}", "invalid_text")
     if flag["offVariant"] not in variants:
         yield err(["offVariant"], f"unknown variant {flag['offVariant']!r}", "unknown_variant")
     for i, pre in enumerate(flag.get("prerequisites", [])):
@@ -147,6 +197,8 @@ def _flag_errors(
                 )
     seen_ids: set[str] = set()
     for i, rule in enumerate(flag["rules"]):
+        if not is_valid_text(rule["id"]):
+            yield err(["rules", i, "id"], f"rule id {_BAD_TEXT}", "invalid_text")
         if rule["id"] in seen_ids:
             yield err(["rules", i, "id"], f"duplicate rule id {rule['id']!r}", "duplicate_rule_id")
         seen_ids.add(rule["id"])
@@ -237,6 +289,9 @@ def _condition_errors(
                 yield RulesetError(format_path([*base, "values", m]), found[1], found[0])
 
 
+_BAD_TEXT = "contains a lone surrogate or a NUL character"
+
+
 def _segment_errors(key: str, seg: Mapping[str, Any]) -> Iterator[RulesetError]:
     base: list[str | int] = ["segments", key]
     if seg["key"] != key:
@@ -247,6 +302,10 @@ def _segment_errors(key: str, seg: Mapping[str, Any]) -> Iterator[RulesetError]:
         )
     seen_ids: set[str] = set()
     for i, rule in enumerate(seg.get("rules", [])):
+        if not is_valid_text(rule["id"]):
+            yield RulesetError(
+                format_path([*base, "rules", i, "id"]), f"rule id {_BAD_TEXT}", "invalid_text"
+            )
         if rule["id"] in seen_ids:
             yield RulesetError(
                 format_path([*base, "rules", i, "id"]),
@@ -259,20 +318,37 @@ def _segment_errors(key: str, seg: Mapping[str, Any]) -> Iterator[RulesetError]:
 
 
 def _cycle_errors(flags: Mapping[str, Any]) -> Iterator[RulesetError]:
-    """One error per prerequisite edge that closes a cycle (depth-first search)."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
-    stack: list[str] = []
-    found: list[RulesetError] = []
+    """One error per prerequisite edge that closes a cycle (depth-first search).
 
-    def visit(key: str) -> None:
-        state[key] = 1
-        stack.append(key)
-        for i, pre in enumerate(flags[key].get("prerequisites", [])):
+    The search keeps its own stack instead of recursing, so a chain of thousands of
+    flags is walked like any other.
+    """
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    path: list[str] = []
+    position: dict[str, int] = {}  # index in `path` of each flag on it
+    found: list[RulesetError] = []
+    for root in sorted(flags):
+        if root in state:
+            continue
+        state[root] = 1
+        position[root] = 0
+        path.append(root)
+        edges: list[Iterator[tuple[int, Any]]] = [enumerate(_prerequisites(flags[root]))]
+        while edges:
+            key = path[-1]
+            step = next(edges[-1], None)
+            if step is None:
+                edges.pop()
+                path.pop()
+                del position[key]
+                state[key] = 2
+                continue
+            i, pre = step
             target = pre["flag"]
             if target not in flags:
                 continue
             if state.get(target) == 1:
-                loop = [*stack[stack.index(target) :], target]
+                loop = [*path[position[target] :], target]
                 found.append(
                     RulesetError(
                         format_path(["flags", key, "prerequisites", i, "flag"]),
@@ -281,29 +357,55 @@ def _cycle_errors(flags: Mapping[str, Any]) -> Iterator[RulesetError]:
                     )
                 )
             elif target not in state:
-                visit(target)
-        stack.pop()
-        state[key] = 2
-
-    for key in sorted(flags):
-        if key not in state:
-            visit(key)
+                state[target] = 1
+                position[target] = len(path)
+                path.append(target)
+                edges.append(enumerate(_prerequisites(flags[target])))
     yield from found
 
 
+def _depth_errors(flags: Mapping[str, Any]) -> Iterator[RulesetError]:
+    """Flags whose prerequisite chain is longer than MAX_PREREQUISITE_DEPTH (acyclic input)."""
+    depth: dict[str, int] = {}
+    for key in prerequisite_order(flags):
+        targets = [p["flag"] for p in _prerequisites(flags[key]) if p["flag"] in flags]
+        depth[key] = 1 + max((depth[t] for t in targets), default=0)
+        if depth[key] > MAX_PREREQUISITE_DEPTH and all(
+            depth[t] <= MAX_PREREQUISITE_DEPTH for t in targets
+        ):
+            yield RulesetError(
+                format_path(["flags", key, "prerequisites"]),
+                f"prerequisite chain longer than {MAX_PREREQUISITE_DEPTH} flags",
+                "prerequisite_depth",
+            )
+
+
+def _prerequisites(flag: Mapping[str, Any]) -> list[Any]:
+    found = flag.get("prerequisites", [])
+    return found if isinstance(found, list) else []
+
+
 def prerequisite_order(flags: Mapping[str, Any]) -> list[str]:
-    """Flag keys with every prerequisite before the flags needing it (input acyclic)."""
+    """Flag keys with every prerequisite before the flags needing it (input acyclic).
+
+    Depth-first with an explicit stack, so long chains cannot exhaust Python's.
+    """
     order: list[str] = []
     done: set[str] = set()
-
-    def visit(key: str) -> None:
-        done.add(key)
-        for pre in flags[key].get("prerequisites", []):
-            if pre["flag"] not in done:
-                visit(pre["flag"])
-        order.append(key)
-
-    for key in flags:
-        if key not in done:
-            visit(key)
+    for root in flags:
+        if root in done:
+            continue
+        done.add(root)
+        stack: list[tuple[str, Iterator[Any]]] = [(root, iter(_prerequisites(flags[root])))]
+        while stack:
+            key, pending = stack[-1]
+            pre = next(pending, None)
+            if pre is None:
+                stack.pop()
+                order.append(key)
+                continue
+            target = pre["flag"]
+            if target not in done and target in flags:
+                done.add(target)
+                stack.append((target, iter(_prerequisites(flags[target]))))
     return order

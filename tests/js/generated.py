@@ -18,7 +18,8 @@ ATTRIBUTES = ["targetingKey", "userId", "accountId", "plan", "country", "email",
 PLANS = ["free", "pro", "enterprise", "FREE", "Pro"]
 COUNTRIES = ["US", "UK", "DE", "FR", "us", "JP"]
 # letters whose case folding differs between naive lowercasing and Python's casefold
-ODD_LETTERS = list("ßẞİ\u0131Σς\u03c3éÉ東京😀ﬁKǅ\u13a0ꭰ")
+# and lone surrogates, which both engines read as U+FFFD
+ODD_LETTERS = [*"ßẞİ\u0131Σς\u03c3éÉ東京😀ﬁKǅ\u13a0ꭰ\ufffd", "\ud800", "\udfff"]
 DOMAINS = ["example.com", "acme.com", "ACME.com", "sub.acme.com", "mail.test"]
 VERSIONS = ["1.0.0", "1.2.3", "v1.2.3", "2.0.0-rc.1", "2.0.0-rc.10", "2.0.0-alpha", "2.0.0",
             "1.2.3+build.5", "10.0.0", "1.2", "banana", "0.9.99"]  # fmt: skip
@@ -60,6 +61,9 @@ def context(rng: random.Random) -> dict[str, Any]:
 
 
 def _attribute_value(rng: random.Random, attr: str) -> Any:
+    if rng.random() < 0.003:  # at and over the length bound: 4,096 code points (😀 is one)
+        letter = "😀" if rng.random() < 0.2 else "x"
+        return letter * rng.choice([4095, 4096]) + rng.choice(["", "y"])
     if rng.random() < 0.08:  # the wrong type, or null
         return rng.choice([None, 7, _fraction(rng), True, ["a", 1], {"k": 1}, "", _text(rng),
                            2**60 + rng.randint(0, 9)])  # fmt: skip

@@ -223,7 +223,9 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
       }
       if (op === "contains" && Array.isArray(v)) {
         const items = new Set(
-          v.filter((x) => typeof x === "string").map((x: string) => (ci ? casefold(x) : wellFormed(x))),
+          v
+            .filter((x) => typeof x === "string" && !tooLong(x)) // over-long items count as absent
+            .map((x: string) => (ci ? casefold(x) : wellFormed(x))),
         );
         return needles.some((n) => items.has(n));
       }

@@ -1,5 +1,10 @@
-"""API keys in the admin, for the owners of each project: issue (the raw key is shown once),
-see the prefix and last use, revoke."""
+"""API keys in the admin, for the owners of each project: issue, see the prefix and last use,
+revoke. Every write goes through apikeys.services.
+
+The raw key is shown once, in the response to the issuing POST itself: a page of its own,
+marked not to be cached. It is never put in the messages framework (whose default storage is
+a cookie), the session or a redirect, so nothing but that one response ever carries it.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from apikeys import services
@@ -25,9 +32,39 @@ def _owned_environments(request: HttpRequest) -> QuerySet[Environment]:
 
 
 class IssueForm(forms.ModelForm[ApiKey]):
+    """Issues the key through the service once the input is valid, so the service's errors
+    land on the form instead of becoming a 500 after it."""
+
+    reason = forms.CharField(
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="Who uses the key, for what: kept in the key's audit trail.",
+    )
+    request: HttpRequest
+
     class Meta:
         model = ApiKey
         fields = ["environment", "kind", "name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raw_key: str | None = None
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if self.errors:
+            return
+        try:
+            key, self.raw_key = services.issue(
+                self.cleaned_data["environment"], kind=self.cleaned_data["kind"],
+                name=self.cleaned_data["name"], actor=self.request.user,
+                reason=self.cleaned_data["reason"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        except PermissionDenied as exc:
+            self.add_error(None, str(exc) or "You may not issue keys here.")
+        else:
+            self.instance = key
 
 
 @admin.register(ApiKey)
@@ -89,34 +126,77 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             ),
         )
 
+    def get_form(
+        self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        if obj is None:
+            return ["environment", "kind", "name", "reason"]
+        return super().get_fields(request, obj)
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
-        key, raw = services.issue(
-            obj.environment, kind=obj.kind, name=obj.name, actor=request.user,
-            reason="issued in the admin",
-        )  # fmt: skip
-        obj.pk = key.pk
-        messages.warning(
+        """The form's service call issued it already (see IssueForm)."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Keys have no related rows to save; the form never saves (it has no save_m2m)."""
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        raw = getattr(request, "_issued_raw_key", None)
+        assert raw is not None, "IssueForm issues the key before the admin saves it"
+        response = TemplateResponse(
             request,
-            f"The key for {key.name!r} is {raw} — copy it now: it is stored hashed and will "
-            "not be shown again.",
+            "admin/apikeys/apikey/issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"Key issued: {obj.name}",
+                "key": obj,
+                "raw_key": raw,
+            },
         )
+        # The page is the one place the secret appears: no cache (browser, proxy) may keep it.
+        add_never_cache_headers(response)
+        response["Pragma"] = "no-cache"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        if not change:
+            request._issued_raw_key = form.raw_key  # type: ignore[attr-defined]
+        return form.instance
 
     @admin.action(description="Revoke the selected keys")
     def revoke_selected(
         self, request: HttpRequest, queryset: QuerySet[ApiKey]
     ) -> HttpResponse | None:
-        """Asks for confirmation and a reason first; the reason goes into the audit trail."""
-        keys = list(queryset.filter(revoked_at__isnull=True))
+        """Asks for confirmation and a reason first; then revokes every selected key or none,
+        naming the key that stopped it (one of another project, one gone since)."""
+        keys = list(queryset.order_by("pk"))
+        posted = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        selected = sorted({int(pk) for pk in posted if pk.isdigit()})
         error = ""
         if request.POST.get("confirm") == "yes":
             reason = request.POST.get("reason", "").strip()
+            # The queryset only holds keys this user may see; a selected key missing from it
+            # belongs to a project they do not own (or was deleted): revoke none.
+            hidden = sorted(set(selected) - {key.pk for key in keys})
             try:
-                for key in keys:
-                    services.revoke(key, actor=request.user, reason=reason)
-            except ValidationError as exc:
-                error = " ".join(exc.messages)
+                if hidden:
+                    raise PermissionDenied(
+                        f"Nothing was revoked: key #{hidden[0]} is not one you may revoke."
+                    )
+                services.revoke_many(keys, actor=request.user, reason=reason)
+            except (ValidationError, PermissionDenied) as exc:
+                error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             else:
-                messages.success(request, "Revoked; every server refuses them from now on.")
+                messages.success(
+                    request, f"Revoked {len(keys)} key(s); every server refuses them from now on."
+                )
                 return None
         return TemplateResponse(
             request,
@@ -125,8 +205,8 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
                 "title": "Revoke API keys",
-                "keys": keys,
-                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "keys": [key for key in keys if key.revoked_at is None],
+                "selected": [str(pk) for pk in selected],
                 "error": error,
                 "reason": request.POST.get("reason", ""),
             },

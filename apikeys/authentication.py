@@ -3,19 +3,21 @@ OpenFeature OFREP providers, ``X-API-Key``).
 
 Verified keys are cached in-process so the evaluation path makes no query. The cache is only
 trusted while something keeps it honest: the invalidation listener is subscribed (a
-revocation publishes a message every process applies at once, see flags.evaluation), or the
-periodic check (flags.healing, apikeys.invalidation.revalidate_cached_keys) re-read every
-cached key in the last TRUST_SECONDS. The check is what catches a revocation written where no
-message is sent (the embedded mode, a shell) or whose message was lost. When neither holds,
-every request goes back to the database. Use is recorded off the hot path (apikeys.usage).
+revocation publishes a message every process applies at once; flags.evaluation's listener
+carries our revocation channel, plugged in by ApikeysConfig.ready), or the periodic check
+(flags.healing, with apikeys.invalidation.revalidate_cached_keys registered on it) re-read
+every cached key in the last TRUST_SECONDS. The check is what catches a revocation written
+where no message is sent (the embedded mode, a shell) or whose message was lost. When neither
+holds, every request goes back to the database. Use is recorded off the hot path
+(apikeys.usage). The async evaluation views authenticate with
+flags.api.keys.AsyncKeyAuthentication, which calls ``aresolve_key``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -24,24 +26,14 @@ from rest_framework.request import Request
 
 from apikeys import usage
 from apikeys.models import ApiKey, hash_key
+from flags.api.keys import KEY_PREFIX, AuthenticatedKey, raw_key
 from flagsite.db import run_in_db_thread
+
+__all__ = ["ApiKeyAuthentication", "AuthenticatedKey", "aresolve_key", "raw_key", "resolve_key"]
 
 CACHE_SECONDS = 300.0
 # Unknown keys are remembered briefly so a flood of bad keys cannot become a flood of queries.
 NEGATIVE_CACHE_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class AuthenticatedKey:
-    """What a request knows about its key, detached from the ORM so it can be cached."""
-
-    id: int
-    kind: str
-    environment_id: int
-    project_id: int
-    environment_key: str
-    created_by_id: int | None
-    prefix: str
 
 
 # A revoked key stops working at most this long after the last periodic check, if the check
@@ -102,14 +94,6 @@ def forget_key(digest: str | None = None) -> None:
             _cache.clear()
         else:
             _cache.pop(digest, None)
-
-
-def raw_key(headers: Mapping[str, str]) -> str | None:
-    """The key a request presents, from any of the accepted headers."""
-    header = headers.get("Authorization", "") or ""
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return headers.get("X-Flagsite-Key") or headers.get("X-API-Key")
 
 
 def cached_key(raw: str) -> tuple[bool, AuthenticatedKey | None]:
@@ -185,7 +169,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw_key(request.headers)
         if raw is None:
             return None
-        if not raw.startswith("fs_"):
+        if not raw.startswith(KEY_PREFIX):
             raise exceptions.AuthenticationFailed("Malformed API key: expected 'fs_...'.")
         key = resolve_key(raw)
         if key is None:
@@ -194,21 +178,3 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="flagsite"'
-
-
-class AsyncApiKeyAuthentication(ApiKeyAuthentication):
-    """For the async evaluation views (SDK and client keys only: they act as nobody, so no
-    user is loaded). A management key still authenticates; the view's permission refuses it."""
-
-    async def authenticate(  # type: ignore[override]
-        self, request: Request
-    ) -> tuple[AnonymousUser, AuthenticatedKey] | None:
-        raw = raw_key(request.headers)
-        if raw is None:
-            return None
-        if not raw.startswith("fs_"):
-            raise exceptions.AuthenticationFailed("Malformed API key: expected 'fs_...'.")
-        key = await aresolve_key(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
-        return AnonymousUser(), key

@@ -6,11 +6,9 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from flags.history import stamp
 from flags.models import AuditFields, Environment
 
 _KIND_TAGS = {"server": "srv", "client": "cli", "management": "mgt"}
@@ -59,30 +57,5 @@ class ApiKey(models.Model):
 
     @staticmethod
     def generate(kind: str) -> str:
+        """A new raw secret; apikeys.services stores only its digest and prefix."""
         return f"fs_{_KIND_TAGS[kind]}_{secrets.token_urlsafe(32)}"
-
-    @classmethod
-    def issue(
-        cls,
-        *,
-        environment: Environment,
-        kind: str,
-        name: str,
-        created_by: User | AnonymousUser | None = None,
-        source: str = AuditFields.Source.SYSTEM,
-        reason: str = "",
-    ) -> tuple[ApiKey, str]:
-        """Creates a key and returns it with the raw secret, never stored or shown again."""
-        raw = cls.generate(kind)
-        user = created_by if isinstance(created_by, User) else None
-        key = cls(
-            environment=environment,
-            kind=kind,
-            name=name,
-            prefix=raw[:12],
-            digest=hash_key(raw),
-            created_by=user,
-        )
-        stamp(key, user=user, source=source, reason=reason or "issued")
-        key.save()
-        return key, raw

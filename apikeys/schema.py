@@ -24,5 +24,5 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-c
 class EvaluationKeyScheme(ApiKeyScheme):  # type: ignore[no-untyped-call]
     # The async evaluation views take the same keys; drf-spectacular wants one scheme per
     # authentication class, so they get their own name.
-    target_class = "apikeys.authentication.AsyncApiKeyAuthentication"
+    target_class = "flags.api.keys.AsyncKeyAuthentication"
     name = "evaluationKey"

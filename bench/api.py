@@ -83,7 +83,7 @@ def setup_data() -> dict[str, str]:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    from apikeys.models import ApiKey
+    from apikeys.services import provision
     from flags import services
     from flags.models import Environment, FlagState
 
@@ -129,7 +129,7 @@ def setup_data() -> dict[str, str]:
             source="api",
         )
     keys = {
-        kind: ApiKey.issue(environment=env, kind=kind, name=kind, created_by=owner)[1]
+        kind: provision(environment=env, kind=kind, name=kind, created_by=owner)[1]
         for kind in ("server", "client", "management")
     }
     return {**keys, "project": project_key}

@@ -77,7 +77,7 @@ def setup_database() -> str:
 
     call_command("migrate", verbosity=0)
     from analytics.models import EventBatch, FirstSeen, RawEvent, Rollup
-    from apikeys.models import ApiKey
+    from apikeys.services import provision
     from flags.models import Environment, Project
 
     for model in (RawEvent, EventBatch, Rollup, FirstSeen):
@@ -86,7 +86,7 @@ def setup_database() -> str:
     environment, _ = Environment.objects.get_or_create(
         project=project, key="production", defaults={"name": "Production"}
     )
-    _, raw = ApiKey.issue(environment=environment, kind="server", name="bench")
+    _, raw = provision(environment=environment, kind="server", name="bench")
     return raw
 
 

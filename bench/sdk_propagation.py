@@ -80,7 +80,7 @@ def setup_database() -> tuple[str, str, str]:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    from apikeys.models import ApiKey
+    from apikeys.services import provision
     from flags import services
     from flags.models import Environment
 
@@ -102,8 +102,8 @@ def setup_database() -> tuple[str, str, str]:
         actor=owner,
         source="api",
     )
-    _, server_key = ApiKey.issue(environment=environment, kind="server", name="bench sdk")
-    _, mgmt_key = ApiKey.issue(
+    _, server_key = provision(environment=environment, kind="server", name="bench sdk")
+    _, mgmt_key = provision(
         environment=environment, kind="management", name="bench ops", created_by=owner
     )
     return project.key, server_key, mgmt_key

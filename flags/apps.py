@@ -6,8 +6,7 @@ class FlagsConfig(AppConfig):
     verbose_name = "Feature flags"
 
     def ready(self) -> None:
-        from flags import cors, healing, history
+        from flags import cors, history
 
         history.connect()
-        healing.register()
         cors.connect()

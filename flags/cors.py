@@ -20,7 +20,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from apikeys import authentication
+from flags.api import keys
 
 BROWSER_PATHS = re.compile(
     r"^/(api/v1/(evaluate|evaluate/all|events|sdk/ruleset|sdk/stream)|ofrep/v1/.+)$"
@@ -87,8 +87,8 @@ def origin_allowed(request: HttpRequest, **_: Any) -> bool:
     _ensure_loaded()
     if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
         return _allowed(origin, _anywhere)
-    raw = authentication.raw_key(request.headers)
-    key = authentication.peek_key(raw) if raw else None
+    raw = keys.raw_key(request.headers)
+    key = keys.peek_key(raw) if raw else None
     if key is None:
         return False
     return _allowed(origin, _by_environment.get(key.environment_id, frozenset()))

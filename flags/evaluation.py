@@ -7,6 +7,8 @@ embedded mode), reloads that environment once, and wakes every SSE subscriber of
 It also applies API-key revocations. Under it, flags.healing re-reads the stored versions about
 once a second (``heal``: one query for every environment served here), so a lost message or a
 write from another process without Redis still arrives within two seconds.
+Other apps add channels of their own to the same connection (``add_channel``): apikeys uses one
+for revocations, so flags need not know about keys.
 
 The listener is a daemon thread, not an asyncio task: sync DRF views and tests run outside any
 event loop yet still need invalidation, so the listener must not depend on one loop being
@@ -31,8 +33,6 @@ from django.db import close_old_connections, connection
 from flagsite_sdk.engine import CompiledRuleset, compile_ruleset
 from flagsite_sdk.engine.types import RULESET_SCHEMA_VERSION
 
-from apikeys import authentication
-from apikeys import invalidation as key_invalidation
 from flags import healing
 from flags.api import realtime_bridge as _realtime
 from flags.models import Environment, Ruleset
@@ -41,6 +41,30 @@ from flagsite.db import run_in_db_thread
 log = logging.getLogger(__name__)
 
 _RECONNECT_MAX_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A pub/sub channel another app listens to on this process's connection.
+
+    ``name`` is called when the listener connects (the name depends on settings);
+    ``apply`` gets each message's data; ``set_live`` is told whether messages can reach this
+    process right now (False while disconnected), so caches that rely on the channel can stop
+    trusting themselves.
+    """
+
+    name: Callable[[], str]
+    apply: Callable[[bytes], None]
+    set_live: Callable[[bool], None]
+
+
+_channels: list[Channel] = []
+
+
+def add_channel(channel: Channel) -> None:
+    """Registers a channel (from an AppConfig.ready, before the first request)."""
+    if channel not in _channels:
+        _channels.append(channel)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -280,9 +304,14 @@ class _Listener(threading.Thread):
         super().__init__(name="flagsite-ruleset-listener", daemon=True)
         self.url = url
         self.ready = threading.Event()
+        self.channels = list(_channels)
         self.handlers: dict[bytes, Callable[[bytes], None]] = {
-            key_invalidation.revoked_channel().encode(): key_invalidation.apply_message,
+            c.name().encode(): c.apply for c in self.channels
         }
+
+    def _set_live(self, live: bool) -> None:
+        for channel in self.channels:
+            channel.set_live(live)
 
     def run(self) -> None:
         delay = 0.05
@@ -292,7 +321,8 @@ class _Listener(threading.Thread):
                 client = redis.Redis.from_url(self.url, socket_keepalive=True)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.psubscribe(_realtime.ruleset_channel_pattern())
-                pubsub.subscribe(*self.handlers)
+                if self.handlers:
+                    pubsub.subscribe(*self.handlers)
                 pubsub.get_message(timeout=1.0)  # the first confirmation: we are listening
                 if connected_before:
                     # Messages may have been lost while disconnected: refresh every ruleset.
@@ -300,12 +330,12 @@ class _Listener(threading.Thread):
                         on_ruleset_changed(env_id, own_connection=True)
                 connected_before = True
                 delay = 0.05
-                authentication.set_invalidation_live(True)
+                self._set_live(True)
                 self.ready.set()
                 for message in pubsub.listen():
                     self._dispatch(message)
             except Exception:
-                authentication.set_invalidation_live(False)
+                self._set_live(False)
                 log.warning("ruleset listener lost Redis; reconnecting", exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)

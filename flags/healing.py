@@ -7,8 +7,8 @@ has cached API keys runs one daemon thread that, about once a second:
 
 - reads the stored version of every environment it serves, in ONE query, and reloads those
   that moved (flags.evaluation.heal), which also wakes their SSE subscribers;
-- re-reads the cached API keys in one query and forgets those no longer active
-  (apikeys.invalidation.revalidate_cached_keys);
+- runs the checks other apps registered (``register_check``): apikeys re-reads the cached API
+  keys in one query and forgets those no longer active;
 - re-reads the allowed CORS origins of the environments (flags.cors), one small query.
 
 Requests never wait for it: the evaluation path stays query-free. Its cost is measured in
@@ -19,25 +19,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apikeys import authentication
-from apikeys import invalidation as key_invalidation
 from flags import cors
 
 log = logging.getLogger(__name__)
+# Checks of other apps (flags imports none of them): each returns how many things it dropped.
+_CHECKS: list[Callable[[], int]] = []
+
+
+def register_check(check: Callable[[], int]) -> None:
+    """Adds a check to every round (call from AppConfig.ready)."""
+    if check not in _CHECKS:
+        _CHECKS.append(check)
 
 
 def check_once() -> tuple[int, int]:
-    """One round: (environments reloaded, keys forgotten). Uses and closes its own connection."""
+    """One round: (environments reloaded, things the registered checks dropped, e.g. revoked
+    keys). Uses and closes its own connection."""
     from flags import evaluation  # evaluation starts this thread; import it lazily
 
     close_old_connections()
     try:
         reloaded = evaluation.heal()
-        forgotten = key_invalidation.revalidate_cached_keys()
+        forgotten = sum(check() for check in _CHECKS)
         cors.refresh()
         return reloaded, forgotten
     finally:
@@ -89,9 +97,3 @@ def ensure_started() -> None:
 def rounds() -> int:
     """Completed rounds in this process (0 when not running); for /readyz and tests."""
     return _checker.rounds if _checker is not None else 0
-
-
-def register() -> None:
-    """At start-up (FlagsConfig.ready): caching an API key starts the checker, so a process
-    that only authenticates (the management API) checks its keys too."""
-    authentication.register_cache_guard(ensure_started)

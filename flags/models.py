@@ -11,14 +11,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
+from flagsite_sdk.engine import key_problem
 from simple_history.models import HistoricalRecords
 
-KEY_VALIDATOR = RegexValidator(
-    r"^[a-z0-9][a-z0-9_.-]{0,99}$",
-    "Use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit.",
-)
+
+def validate_key(value: str) -> None:
+    """The engine's definition of a key (flagsite_sdk.engine.keys), so nothing saved here can
+    be refused by an SDK. A plain function: migrations refer to it by name, so a change of
+    the pattern needs no migration."""
+    problem = key_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_key")
+
+
+KEY_VALIDATOR = validate_key
 
 
 class AuditFields(models.Model):

@@ -14,12 +14,22 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user
 
-from flags.models import ChangeRequest, Environment, Flag, FlagState, Project, RoleGrant, Segment
+from flags.history import stamp
+from flags.models import (
+    AuditFields,
+    ChangeRequest,
+    Environment,
+    Flag,
+    FlagState,
+    Project,
+    RoleGrant,
+    Segment,
+)
 
 Role = RoleGrant.Role
 Action = Literal[
@@ -171,27 +181,35 @@ def has_any_role(user: UserLike) -> bool:
     return bool(user.is_active and (user.is_superuser or visible_projects(user).exists()))
 
 
-@transaction.atomic
 def grant_role(
     user: User,
     project: Project,
     role: str,
     environments: Iterable[Environment] | None = None,
+    *,
+    reason: str = "granted by the system",
+    source: str = AuditFields.Source.SYSTEM,
 ) -> RoleGrant:
-    """Gives ``user`` one role in ``project`` (replacing any earlier one), optionally narrowed
-    to ``environments``."""
-    grant, _ = RoleGrant.objects.update_or_create(
-        user=user, project=project, defaults={"role": role}
-    )
-    grant.environments.set(list(environments or []))
-    sync_grant(grant)
-    forget_cached_permissions(user)
+    """Gives ``user`` one role in ``project`` (replacing any earlier one), unchecked.
+
+    Only for bootstrapping, where nobody can be asked: a project's creator becomes its owner,
+    the demo seed, test set-up. People's grants go through flags.grants (checks, reason).
+    """
+    with transaction.atomic():
+        grant = RoleGrant.objects.select_for_update().filter(user=user, project=project).first()
+        if grant is None:
+            grant = RoleGrant(user=user, project=project)
+        grant.role = role
+        stamp(grant, user=None, source=source, reason=reason)
+        grant.save()
+        grant.environments.set(list(environments or []))
+        sync_grant(grant)
     return grant
 
 
 def sync_grant(grant: RoleGrant) -> None:
     """Rewrites the guardian permissions of the grant's user in the grant's project."""
-    _clear(grant.user, grant.project)
+    clear_permissions(grant.user, grant.project)
     for codename in PROJECT_PERMS[grant.role]:
         assign_perm(f"flags.{codename}", grant.user, grant.project)
     scoped = grant.environments.all()
@@ -202,14 +220,8 @@ def sync_grant(grant: RoleGrant) -> None:
     forget_cached_permissions(grant.user)
 
 
-def revoke_role(user: User, project: Project) -> None:
-    with transaction.atomic():
-        RoleGrant.objects.filter(user=user, project=project).delete()
-        _clear(user, project)
-    forget_cached_permissions(user)
-
-
-def _clear(user: Any, project: Project) -> None:
+def clear_permissions(user: Any, project: Project) -> None:
+    """Removes every role permission ``user`` holds on ``project`` and its environments."""
     UserObjectPermission.objects.filter(
         user=user,
         content_type=ContentType.objects.get_for_model(Project),
@@ -222,6 +234,33 @@ def _clear(user: Any, project: Project) -> None:
         object_pk__in=[str(pk) for pk in project.environments.values_list("pk", flat=True)],
         permission__codename__in=ALL_ENVIRONMENT_PERMS,
     ).delete()
+    forget_cached_permissions(user)
+
+
+def held_permissions(user: Any, project: Project) -> set[tuple[str, str]]:
+    """(codename, object) pairs of role permissions ``user`` holds in ``project``: what the
+    guardian tables say, to compare with what the user's grant explains."""
+    rows = UserObjectPermission.objects.filter(user=user).filter(
+        Q(content_type=ContentType.objects.get_for_model(Project), object_pk=str(project.pk))
+        | Q(
+            content_type=ContentType.objects.get_for_model(Environment),
+            object_pk__in=[str(pk) for pk in project.environments.values_list("pk", flat=True)],
+        )
+    )
+    fields = ("permission__codename", "content_type__model", "object_pk")
+    return {(codename, f"{model}:{pk}") for codename, model, pk in rows.values_list(*fields)}
+
+
+def granted_permissions(grant: RoleGrant | None) -> set[tuple[str, str]]:
+    """The permissions a grant explains, in ``held_permissions``' form (none without one)."""
+    if grant is None:
+        return set()
+    out = {(c, f"project:{grant.project_id}") for c in PROJECT_PERMS[grant.role]}
+    scoped = list(grant.environments.values_list("pk", flat=True)) or list(
+        grant.project.environments.values_list("pk", flat=True)
+    )
+    out |= {(c, f"environment:{pk}") for c in ENVIRONMENT_PERMS[grant.role] for pk in scoped}
+    return out
 
 
 def sync_new_environment(environment: Environment) -> None:

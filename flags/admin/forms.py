@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from flags import roles, services
+from flags import grants, roles, services
 from flags.admin.base import SOURCE, ServiceForm
 from flags.admin.widgets import LinesField, TargetingWidget
 from flags.models import Environment, Flag, FlagState, Project, RoleGrant, Segment
@@ -191,13 +191,15 @@ class RoleGrantForm(ServiceForm):
             )
 
     def apply(self, changes: dict[str, Any], reason: str) -> RoleGrant:
-        project: Project = changes["project"]
-        roles.require(self.actor, "manage", project)
         envs = list(changes.get("environments") or [])
-        if any(env.project_id != project.pk for env in envs):
-            raise services.ChangeRejected(
-                [services.FieldError("environments", "Pick environments of this project.")]
-            )
-        if self.instance.pk is not None and self.instance.project_id != project.pk:
-            roles.revoke_role(self.instance.user, self.instance.project)
-        return roles.grant_role(changes["user"], project, changes["role"], envs)
+        if self.instance.pk is None:
+            return grants.grant(
+                changes["user"], changes["project"], changes["role"], envs, actor=self.actor,
+                reason=reason, source=SOURCE,
+            )  # fmt: skip
+        # The user and project are read-only on an existing grant (see RoleGrantAdmin), so
+        # they are not in ``changes``; the service refuses them if they ever were.
+        return grants.change(
+            self.instance, role=changes["role"], environments=envs, actor=self.actor,
+            reason=reason, source=SOURCE,
+        )  # fmt: skip

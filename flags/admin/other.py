@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from flags import roles, selectors, services
+from flags import grants, roles, selectors, services
 from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import EnvironmentForm, ProjectForm, RoleGrantForm, SegmentForm
 from flags.admin.revert import RevertPage, require_role, revert_response
@@ -203,6 +203,11 @@ class RoleGrantAdmin(RoleAdmin[RoleGrant]):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["user", "project", "role", "environments", "reason"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Giving the grant to someone else would leave the first user's permissions in place:
+        # revoke it and grant the other user instead (flags.grants refuses it as well).
+        return ("user", "project") if obj is not None else ()
+
     @admin.display(description="Environments")
     def scope(self, obj: RoleGrant) -> str:
         keys = [e.key for e in obj.environments.all()]
@@ -212,9 +217,39 @@ class RoleGrantAdmin(RoleAdmin[RoleGrant]):
         qs = super().get_queryset(request).select_related("user", "project")
         return qs.filter(project__in=roles.projects_with(user_of(request), "own_project"))
 
-    def delete_model(self, request: HttpRequest, obj: RoleGrant) -> None:
-        roles.revoke_role(obj.user, obj.project)
+    def get_actions(self, request: HttpRequest) -> Any:
+        # The bulk delete would skip the reason and the audit of flags.grants.revoke.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RoleGrant]) -> None:
-        for grant in queryset:
-            roles.revoke_role(grant.user, grant.project)
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """Revokes the grant through flags.grants, asking for the reason first."""
+        grant = get_object_or_404(RoleGrant.objects.select_related("user", "project"), pk=object_id)
+        require_role(request, "manage", grant.project)
+        error = ""
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            try:
+                grants.revoke(
+                    grant, actor=user_of(request), source=SOURCE,
+                    reason=request.POST.get("reason", "").strip(),
+                )  # fmt: skip
+            except ChangeRejected as exc:
+                error = f"Not revoked: {'; '.join(e.message for e in exc.errors)}"
+            else:
+                messages.success(request, f"{grant.user} no longer has a role in {grant.project}.")
+                return HttpResponseRedirect(reverse("admin:flags_rolegrant_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/flags/rolegrant/delete_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": grant,
+                "title": f"Revoke the role of {grant.user} in {grant.project.key}",
+                "error": error,
+                "reason": request.POST.get("reason", ""),
+            },
+        )

@@ -17,9 +17,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
 from flags.api.base import AsyncApiView
+from flags.api.keys import AsyncKeyAuthentication
 from flags.api.permissions import EvaluationKey, ServerKey, request_key
 from flags.api.throttling import EvaluationThrottle, SdkThrottle
 from flags.evaluation import Snapshot
@@ -93,7 +93,7 @@ class EvaluateView(AsyncApiView):
     """``POST /api/v1/evaluate``: ``{"flag": key, "default": v}`` or ``{"flags": [keys]}``,
     with ``"context": {...}``."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -132,7 +132,7 @@ class EvaluateView(AsyncApiView):
 class EvaluateAllView(AsyncApiView):
     """``POST /api/v1/evaluate/all``: every client-visible flag for one context (bootstrap)."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 
@@ -169,7 +169,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class RulesetView(AsyncApiView):
     """``GET /api/v1/sdk/ruleset`` (server keys): the document, ``ETag: "<version>"``, 304."""
 
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [ServerKey]
     throttle_classes = [SdkThrottle]
 

@@ -36,11 +36,11 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apikeys.authentication import AsyncApiKeyAuthentication
 from flags import evaluation
 from flags.api import errors, ofrep_schema
 from flags.api.base import AsyncApiView
 from flags.api.evaluate import etag_matches, evaluate_one
+from flags.api.keys import AsyncKeyAuthentication
 from flags.api.parsers import BodyInvalid
 from flags.api.permissions import EvaluationKey, request_key
 from flags.api.throttling import EvaluationThrottle
@@ -137,7 +137,7 @@ def ofrep_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
 
 
 class OfrepView(AsyncApiView):
-    authentication_classes = [AsyncApiKeyAuthentication]
+    authentication_classes = [AsyncKeyAuthentication]
     permission_classes = [EvaluationKey]
     throttle_classes = [EvaluationThrottle]
 

@@ -6,12 +6,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from apikeys.authentication import AuthenticatedKey
+from flags.api.keys import request_key
 
-
-def request_key(request: Request) -> AuthenticatedKey | None:
-    auth = request.auth
-    return auth if isinstance(auth, AuthenticatedKey) else None
+__all__ = ["EvaluationKey", "ManagementAccess", "ServerKey", "request_key"]
 
 
 class _KeyKind(BasePermission):

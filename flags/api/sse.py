@@ -20,8 +20,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from apikeys.authentication import aresolve_key, raw_key
 from flags import evaluation
+from flags.api.keys import KEY_PREFIX, aresolve_key, raw_key
 from flags.evaluation import Snapshot, Subscription
 
 RETRY_FRAME = b"retry: 1000\n\n"
@@ -88,7 +88,7 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
     raw = raw_key(request.headers)
     if raw is None:
         return _refusal(401, "Authentication credentials were not provided.")
-    key = await aresolve_key(raw) if raw.startswith("fs_") else None
+    key = await aresolve_key(raw) if raw.startswith(KEY_PREFIX) else None
     if key is None:
         return _refusal(401, "Unknown or revoked API key.")
     if key.kind not in ("server", "client"):

@@ -142,7 +142,7 @@ import django
 django.setup()
 import json, sys
 from django.contrib.auth.models import User
-from apikeys.models import ApiKey
+from apikeys import services as apikey_services
 from flags import services
 from flags.models import Environment, FlagState
 project_key = sys.argv[1]
@@ -158,7 +158,7 @@ services.update_flag_state(
     state, changes={"enabled": True}, expected_version=state.version, actor=owner,
     source="api", reason="start enabled",
 )
-key, raw = ApiKey.issue(environment=dev, kind="server", name="server")
+key, raw = apikey_services.provision(dev, kind="server", name="server")
 print(json.dumps({"state": state.pk, "key": raw, "key_id": key.pk}))
 """
 

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from apikeys.authentication import forget_key
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags.models import Environment, Project
 
 
@@ -26,9 +26,7 @@ def key_for(environment: Environment) -> Callable[[str], str]:
     owner = get_user_model().objects.create_user("analyst", password="x-unused-x")
 
     def issue(kind: str) -> str:
-        _, raw = ApiKey.issue(
-            environment=environment, kind=kind, name=f"{kind} key", created_by=owner
-        )
+        _, raw = provision(environment=environment, kind=kind, name=f"{kind} key", created_by=owner)
         return raw
 
     forget_key()

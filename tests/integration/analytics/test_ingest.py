@@ -137,10 +137,10 @@ def test_a_repeated_batch_id_stores_nothing_twice(events_client: APIClient) -> N
 def test_the_same_batch_id_in_another_environment_is_a_different_batch(
     events_client: APIClient, environment: Environment
 ) -> None:
-    from apikeys.models import ApiKey
+    from apikeys.services import provision
 
     other = Environment.objects.create(project=environment.project, key="staging", name="S")
-    _, raw = ApiKey.issue(environment=other, kind="server", name="staging")
+    _, raw = provision(environment=other, kind="server", name="staging")
     other_client = APIClient()
     other_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     body = {"batch_id": "same", "events": good_events()}

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from apikeys import authentication
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags import evaluation, services
 from flags.models import Environment, Flag, FlagState, Project
 
@@ -93,9 +93,9 @@ def build_world() -> World:
     enable(world, "internal-tool", dev, default_serve={"variant": "on"})
     enable(world, "banner", dev, default_serve={"variant": "sale"})
     for kind in ("server", "client", "management"):
-        _, raw = ApiKey.issue(environment=dev, kind=kind, name=kind, created_by=owner)
+        _, raw = provision(environment=dev, kind=kind, name=kind, created_by=owner)
         world.keys[kind] = raw
-    _, world.keys["prod-server"] = ApiKey.issue(
+    _, world.keys["prod-server"] = provision(
         environment=prod, kind="server", name="prod", created_by=owner
     )
     return world

@@ -18,6 +18,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 from apikeys import services as key_services
 from apikeys.models import ApiKey
+from apikeys.services import provision
 from tests.integration.api.conftest import World, build_world
 from tests.support.processes import ServerProcess, wait_until
 
@@ -206,7 +207,7 @@ def test_open_streams_per_key_are_capped_and_freed_on_disconnect(
         assert refused.headers["Retry-After"] == "30"
         assert "2 open streams" in refused.json()["detail"]
         # Another key of the same environment has its own allowance.
-        _, second = ApiKey.issue(environment=world.dev, kind="server", name="second")
+        _, second = provision(environment=world.dev, kind="server", name="second")
         assert _stream_opens(server, {"Authorization": f"Bearer {second}"})
 
         held.pop().close()
@@ -244,7 +245,7 @@ def test_the_lean_path_recovers_from_a_dropped_database_connection(
         (terminated,) = cursor.fetchone()
     assert terminated >= 1  # the server's connection is gone
 
-    _, fresh = ApiKey.issue(environment=world.dev, kind="server", name="after the drop")
+    _, fresh = provision(environment=world.dev, kind="server", name="after the drop")
     again = httpx.post(url, json=body, headers={"Authorization": f"Bearer {fresh}"}, timeout=5)
     assert again.status_code == 200, again.text  # the key lookup (a cache miss) reconnected
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags import roles
 from tests.integration.api.conftest import World
 
@@ -103,7 +103,7 @@ def test_management_keys_are_scoped_and_act_as_their_creator(client: Client, wor
     assert send(client, world, "get", STATE, kind="server").status_code == 403
     viewer = User.objects.create_user("viewer", password="pw-viewer-123")
     roles.grant_role(viewer, world.project, roles.Role.VIEWER)
-    _, raw = ApiKey.issue(environment=world.dev, kind="management", name="v", created_by=viewer)
+    _, raw = provision(environment=world.dev, kind="management", name="v", created_by=viewer)
     headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert client.get(STATE, **headers).status_code == 200
     denied = client.post(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from apikeys.models import ApiKey
+from apikeys import services as apikey_services
 from flags import evaluation, services
 from flags.models import Environment
 from tests.integration.api.conftest import SOURCE, World
@@ -107,7 +107,7 @@ def _two_identical_environments(world: World) -> tuple[str, str]:
     services.create_flag(project, data={"key": "same", "name": "Same", "client_visible": True},
                          actor=world.owner, source=SOURCE)  # fmt: skip
     envs = list(Environment.objects.filter(project=project).order_by("pk"))[:2]
-    keys = [ApiKey.issue(environment=e, kind="client", name="c", created_by=world.owner)[1]
+    keys = [apikey_services.provision(e, kind="client", name="c", created_by=world.owner)[1]
             for e in envs]  # fmt: skip
     return keys[0], keys[1]
 

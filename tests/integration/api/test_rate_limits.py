@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from apikeys.models import ApiKey
+from apikeys.services import provision
 from tests.integration.api.conftest import World, build_world
 from tests.support.processes import ServerProcess, wait_until
 
@@ -40,7 +41,7 @@ def test_a_key_over_its_evaluation_limit_gets_429_and_others_do_not(
     refused = evaluate(client, world.keys["server"])
     assert 0 < int(refused["Retry-After"]) <= 3600
     assert "throttled" in refused.json()["detail"]
-    _, other = ApiKey.issue(environment=world.dev, kind="server", name="another service")
+    _, other = provision(environment=world.dev, kind="server", name="another service")
     assert evaluate(client, other).status_code == 200
 
 

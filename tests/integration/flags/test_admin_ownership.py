@@ -89,10 +89,15 @@ def test_role_grant_admin(world: World, role: str) -> None:
     assert client.get(change).status_code == owner_only
     add = reverse("admin:flags_rolegrant_add")
     form = {"user": world.users["outsider"].pk, "project": world.project.pk, "role": "viewer"}
+    if role == "owner":
+        no_reason = client.post(add, form)
+        assert no_reason.status_code == 200
+        assert b"Give a reason" in no_reason.content
+    form["reason"] = "joins the team"
     assert client.post(add, form).status_code == (302 if role == "owner" else 403)
     granted = RoleGrant.objects.filter(user=world.users["outsider"]).exists()
     assert granted == (role == "owner")
-    promote = {"user": world.users["viewer"].pk, "project": world.project.pk, "role": "owner"}
+    promote = {"role": "owner", "reason": "takes over the project"}
     assert client.post(change, promote).status_code == (302 if role == "owner" else 403)
     existing.refresh_from_db()
     assert existing.role == ("owner" if role == "owner" else "viewer")

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from flagsite_sdk import FlagsiteClient
 
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags import services
 from flags.models import Environment, Project
 from tests.support.processes import ServerProcess
@@ -80,10 +80,8 @@ def sdk_world(transactional_db: None) -> Iterator[SdkWorld]:
         actor=owner,
         source=services.Source.API,
     )
-    _, server_key = ApiKey.issue(
-        environment=environment, kind="server", name="sdk", created_by=owner
-    )
-    _, mgmt_key = ApiKey.issue(
+    _, server_key = provision(environment=environment, kind="server", name="sdk", created_by=owner)
+    _, mgmt_key = provision(
         environment=environment, kind="management", name="ops", created_by=owner
     )
     world = SdkWorld(owner, project, environment, server_key, mgmt_key)

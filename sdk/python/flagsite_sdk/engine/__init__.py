@@ -6,6 +6,7 @@ way everywhere. See docs/ruleset.md for the document it compiles.
 
 from .compiler import CompiledFlag, CompiledRuleset, compile_ruleset
 from .hashing import bucket
+from .keys import KEY_MAX_LENGTH, KEY_PATTERN, KEY_RULE, is_key, key_problem
 from .operators import OPERATORS
 from .types import (
     RULESET_SCHEMA_VERSION,
@@ -18,6 +19,9 @@ from .types import (
 from .validate import ruleset_schema, validate_ruleset
 
 __all__ = [
+    "KEY_MAX_LENGTH",
+    "KEY_PATTERN",
+    "KEY_RULE",
     "OPERATORS",
     "RULESET_SCHEMA_VERSION",
     "CompiledFlag",
@@ -29,6 +33,8 @@ __all__ = [
     "RulesetInvalid",
     "bucket",
     "compile_ruleset",
+    "is_key",
+    "key_problem",
     "ruleset_schema",
     "validate_ruleset",
 ]

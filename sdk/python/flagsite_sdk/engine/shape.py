@@ -10,12 +10,11 @@ accepts also passes the schema.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from .keys import KEY_RE as _KEY
 from .operators import OPERATORS, SEGMENT_OPERATORS
 
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _ROOT = {"schemaVersion", "project", "environment", "version", "generatedAt", "flags", "segments"}
 _ROOT_REQUIRED = {"schemaVersion", "environment", "version", "flags", "segments"}
 _FLAG_REQUIRED = {

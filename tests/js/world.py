@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from apikeys.models import ApiKey
+from apikeys.services import provision
 from flags.models import Environment
 
 
@@ -31,7 +31,7 @@ def demo_world(environment: str = "development") -> DemoWorld:
     env = Environment.objects.get(project__key="demo", key=environment)
     admin = User.objects.get(username="admin")
     keys = {
-        kind: ApiKey.issue(environment=env, kind=kind, name=f"js tests {kind}", created_by=admin)[1]
+        kind: provision(env, kind=kind, name=f"js tests {kind}", created_by=admin)[1]
         for kind in ("server", "client", "management")
     }
     return DemoWorld(env, keys["server"], keys["client"], keys["management"])

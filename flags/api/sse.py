@@ -1,4 +1,8 @@
-"""``GET /api/v1/sdk/stream``: Server-Sent Events of ruleset versions, for server SDKs.
+"""``GET /api/v1/sdk/stream``: Server-Sent Events of ruleset versions.
+
+Server keys receive each new ruleset document (``event: ruleset``). Client keys (browsers) must
+never see rules or segment contents, so they receive only ``event: version`` with
+``{"version": n}`` and fetch their evaluated values again (``POST /api/v1/evaluate/all``).
 
 An async view over an async generator: under the ASGI server each open stream is a suspended
 coroutine waiting on an asyncio.Event, not a thread. flags.evaluation's listener wakes it when
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
@@ -34,15 +38,28 @@ def _refusal(status: int, detail: str) -> JsonResponse:
     return response
 
 
+def version_frame(snap: Snapshot) -> bytes:
+    """The frame a client key gets: the version only, nothing of the rules."""
+    return f'id: {snap.version}\nevent: version\ndata: {{"version": {snap.version}}}\n\n'.encode()
+
+
+def ruleset_frame(snap: Snapshot) -> bytes:
+    return snap.event
+
+
 async def _events(
-    sub: Subscription, first: Snapshot, last_event_id: str | None, key_id: int
+    sub: Subscription,
+    first: Snapshot,
+    last_event_id: str | None,
+    key_id: int,
+    frame: Callable[[Snapshot], bytes],
 ) -> AsyncIterator[bytes]:
     heartbeat = float(settings.FLAGSITE_SSE_HEARTBEAT_SECONDS)
     try:
         yield RETRY_FRAME
         sent = first.version
         if last_event_id != str(first.version):
-            yield first.event
+            yield frame(first)
         while True:
             try:
                 async with asyncio.timeout(heartbeat):
@@ -54,7 +71,7 @@ async def _events(
             snap = evaluation.cached(sub.environment_id)
             if snap is not None and snap.version > sent:
                 sent = snap.version
-                yield snap.event
+                yield frame(snap)
     finally:
         evaluation.unsubscribe(sub)
         _release(key_id)
@@ -74,10 +91,10 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
     key = await aresolve_key(raw) if raw.startswith(KEY_PREFIX) else None
     if key is None:
         return _refusal(401, "Unknown or revoked API key.")
-    if key.kind != "server":
-        return _refusal(
-            403, f"A {key.kind} key cannot be used here: this endpoint needs a server API key."
-        )
+    if key.kind not in ("server", "client"):
+        needs = "this endpoint needs a server or client key."
+        return _refusal(403, f"A {key.kind} key cannot be used here: {needs}")
+    frame = ruleset_frame if key.kind == "server" else version_frame
     limit = int(settings.FLAGSITE_SSE_MAX_STREAMS_PER_KEY)
     if _open_streams[key.id] >= limit:
         refused = _refusal(
@@ -96,7 +113,7 @@ async def sdk_stream(request: HttpRequest) -> HttpResponseBase:
         _release(key.id)
         raise
     response = StreamingHttpResponse(
-        _events(sub, first, last_event_id, key.id), content_type="text/event-stream"
+        _events(sub, first, last_event_id, key.id, frame), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

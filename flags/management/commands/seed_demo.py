@@ -158,8 +158,10 @@ class Command(BaseCommand):
                 if Flag.objects.filter(project=project, key=key).exists():
                     continue
                 owner = User.objects.get(username=FLAG_OWNERS[key])
+                # client-visible: the /demo/ page reads them with a client key
+                data = {"key": key, "owner": owner, "client_visible": True, **definition}
                 flag = services.create_flag(
-                    project, data={"key": key, "owner": owner, **definition}, actor=ACTOR,
+                    project, data=data, actor=ACTOR,
                     source=SOURCE,
                     reason=REASON,
                 )  # fmt: skip

@@ -152,11 +152,11 @@ EXPECTED = {
         "editor": {"definition": "changed", "state": "changed", "segment": "changed",
                    "archive": "refused", "revert": "changed", "kill": "changed",
                    "serve": "changed", "grant": "refused", "key": "refused"},
-        # Archiving removes the flag from production's ruleset too: production's approval.
-        "release_manager": {**dict.fromkeys(KINDS, "changed"), "archive": "request",
-                            "grant": "refused", "key": "refused"},
-        "owner": {**dict.fromkeys(KINDS, "changed"), "archive": "request", "grant": "allowed",
-                  "key": "allowed"},
+        # An archived flag is served off for a grace period, so archiving one that is off in
+        # production changes nothing there.
+        "release_manager": {**dict.fromkeys(KINDS, "changed"), "grant": "refused",
+                            "key": "refused"},
+        "owner": {**dict.fromkeys(KINDS, "changed"), "grant": "allowed", "key": "allowed"},
     },
 }  # fmt: skip
 
@@ -350,21 +350,21 @@ def test_a_ten_thousand_character_reason_never_breaks_the_kill_switch(world: Wor
 
 
 def test_bulk_archive_with_one_blocked_flag_changes_nothing(world: World) -> None:
-    other = FlagFactory.create(project=world.project, key="needs-pdf")
-    needs = [{"flag": "new-pdf-engine", "variants": ["on"]}]
-    FlagStateFactory.create(flag=other, environment="development", prerequisites=needs)
     lonely = FlagFactory.create(project=world.project, key="lonely")
+    elsewhere = ProjectFactory.create(key="elsewhere")
+    foreign = FlagFactory.create(project=elsewhere, key="foreign-flag")
+    grant(world.users["release_manager"], elsewhere, "viewer")  # sees it, may not archive it
     client = Client()
     client.force_login(world.users["release_manager"])
     response = client.post(
         reverse("admin:flags_flag_changelist"),
-        {"action": "archive_flags", "_selected_action": [world.flag.pk, lonely.pk],
+        {"action": "archive_flags", "_selected_action": [lonely.pk, foreign.pk],
          "confirm": "yes", "reason": "cleanup"},
         follow=True,
     )  # fmt: skip
     assert b"Nothing was archived" in response.content
-    assert b"new-pdf-engine" in response.content  # names what blocked it
-    assert not Flag.objects.filter(pk__in=[world.flag.pk, lonely.pk], archived=True).exists()
+    assert b"foreign-flag" in response.content  # names what blocked it
+    assert not Flag.objects.filter(pk__in=[lonely.pk, foreign.pk], archived=True).exists()
 
 
 def test_bulk_kill_with_one_refused_state_kills_nothing(world: World) -> None:

@@ -114,8 +114,11 @@ def test_an_approval_environment_needs_the_plan_approved_by_someone_else(world: 
     services.approve_plan(plan, user=world.other_manager, reason="reviewed")
     services.start(plan, user=world.manager, reason="go")
     assert weight(world.state) == 5000
-    assert world.state.change_requests.filter(status="applied").count() == 1
-    # A rollback applies at once, through the same approved route.
+    # The plan's approval is the stage's authority in the pipeline: no second request.
+    assert not world.state.change_requests.exists()
+    latest = world.state.history.latest("history_id")
+    assert (latest.history_source, latest.history_user) == ("automation", None)
+    # A rollback applies at once (it only reduces exposure: the emergency authority).
     services.rollback(plan, user=world.manager, reason="bad")
     assert weight(world.state) == 0
 

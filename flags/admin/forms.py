@@ -48,6 +48,12 @@ class EnvironmentForm(ServiceForm):
         super().__init__(*args, **kwargs)
         if "project" in self.fields:
             _limit(self.fields["project"], roles.projects_with(self.request.user, "own_project"))
+        if "cors_origins" in self.fields:
+            self.fields["cors_origins"].required = False
+
+    def clean_cors_origins(self) -> Any:
+        # An empty box means no browser origin, never a null the column refuses.
+        return self.cleaned_data.get("cors_origins") or []
 
     def apply(self, changes: dict[str, Any], reason: str) -> Environment:
         if self.instance.pk is None:

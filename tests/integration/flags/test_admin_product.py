@@ -244,11 +244,18 @@ def test_segment_page_shows_reach_member_check_and_size(seeded: None) -> None:
 def test_history_reads_as_words_including_segment_changes(seeded: None) -> None:
     owner = User.objects.get(username="owner")
     segment = Segment.objects.get(key="enterprise-accounts")
-    services.update_segment(
-        segment, changes={"included": [*segment.included, "acct-1004"]},
-        expected_version=segment.version, actor=owner, source=services.Source.API,
-        reason="new enterprise customer",
+    # The segment reaches production, which requires approval in the demo: propose, approve.
+    edit = services.Edit(
+        services.SEGMENT, segment, {"included": [*segment.included, "acct-1004"]},
+        segment.version,
     )  # fmt: skip
+    proposal = services.submit(
+        [edit], actor=owner, source=services.Source.API, reason="new enterprise customer",
+        mode=services.Mode.PROPOSE,
+    ).change_request  # fmt: skip
+    approver = User.objects.get(username="admin")
+    services.approve_change(proposal, actor=approver, source=services.Source.API, reason="ok")
+    services.apply_change(proposal, actor=owner, source=services.Source.API)
     development = Environment.objects.get(key="development")
     state = FlagState.objects.get(flag__key="new-pdf-engine", environment=development)
     serve = json.loads(json.dumps(state.default_serve))

@@ -13,7 +13,7 @@ from django.urls import reverse
 from flags import services
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import Flag, Ruleset, Segment
-from tests.factories import SegmentFactory
+from tests.factories import FlagStateFactory, SegmentFactory
 from tests.integration.flags.conftest import ROLES, World
 
 API = services.Source.API
@@ -72,6 +72,9 @@ def test_revert_flag_restores_the_definition_exactly(world: World) -> None:
 
 def test_revert_flag_goes_through_the_same_checks(world: World) -> None:
     first = Flag.history.filter(id=world.flag.pk).earliest("history_id")
+    # On in production, so the salt decides who gets it there (a switched-off flag's salt
+    # changes no answer, and would need no reason).
+    FlagStateFactory.create(flag=world.flag, environment="production", enabled=True)
     _edit_flag(world, "release_manager", description="changed", salt="other-salt")
     flag = Flag.objects.get(pk=world.flag.pk)
     with pytest.raises(ChangeRejected) as rejected:  # production changes need a reason

@@ -23,6 +23,7 @@ from .operators import (
     Context,
     compile_condition,
 )
+from .text import bounded
 from .types import EvaluationDetails
 
 
@@ -146,7 +147,7 @@ def _attribute(name: str, context: Context) -> Any:
     value = context.get(name)
     if value is None and name == TARGETING_KEY:
         value = context.get(TARGETING_KEY_ALIAS)
-    return value
+    return bounded(value)  # the engine's length bound: a string too long counts as absent
 
 
 def _rollout(salt: str, rollout: Mapping[str, Any], context: Context) -> RolloutTrace:

@@ -40,7 +40,7 @@ class CodeReferences(ManagementView):
         body: dict[str, Any] = dict(s.UploadOut({**result.__dict__, "count": len(found)}).data)
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=s.ReferenceOut(many=True))
+    @extend_schema(responses={200: dict})  # flag key -> its references (ReferenceOut rows)
     def get(self, request: Request, project: str) -> Response:
         """The latest scan of each repository, by flag key."""
         proj = self.project(request, project)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -146,6 +147,7 @@ class RolloutView(ApiView):
 
 
 class RolloutList(RolloutView):
+    @extend_schema(responses={200: dict}, operation_id="rollouts_list")
     def get(self, request: Request) -> Response:
         plans = RolloutPlan.objects.select_related(
             "flag_state__flag", "flag_state__environment__project", "approved_by"
@@ -161,6 +163,7 @@ class RolloutList(RolloutView):
         visible = [p for p in plans[:200] if roles.can(request.user, "view", p.flag_state)]
         return Response({"results": [plan_out(p) for p in visible]})
 
+    @extend_schema(request=CreateIn, responses={201: dict}, operation_id="rollouts_create")
     def post(self, request: Request) -> Response:
         """Creates a plan from a template; ``start`` with a ``reason`` starts it at once."""
         data = self.valid(CreateIn(data=request.data))
@@ -196,11 +199,13 @@ class RolloutList(RolloutView):
 
 
 class RolloutDetail(RolloutView):
+    @extend_schema(responses={200: dict}, operation_id="rollouts_retrieve")
     def get(self, request: Request, pk: int) -> Response:
         return Response(plan_out(self.plan(request, pk)))
 
 
 class RolloutTimeline(RolloutView):
+    @extend_schema(responses={200: dict}, operation_id="rollouts_timeline")
     def get(self, request: Request, pk: int) -> Response:
         plan = self.plan(request, pk)
         return Response({"results": [check_out(c) for c in plan.checks.order_by("sequence")]})
@@ -218,6 +223,11 @@ ACTIONS: dict[str, Callable[..., RolloutPlan]] = {
 
 
 class RolloutAction(RolloutView):
+    @extend_schema(
+        request=ReasonIn, responses={200: dict}, operation_id="rollouts_action",
+        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=[
+            "approve", "start", "pause", "resume", "advance", "rollback", "abort"])],
+    )  # fmt: skip
     def post(self, request: Request, pk: int, action: str) -> Response:
         if action not in ACTIONS:
             raise services.RolloutError("action", f"Choose one of {sorted(ACTIONS)}.", 404)

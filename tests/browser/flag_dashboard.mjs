@@ -18,7 +18,7 @@ async function run(page) {
   await page.goto(`${baseUrl}/admin/login/?next=${encodeURIComponent(path)}`);
   await page.fill("#id_username", username);
   await page.fill("#id_password", password);
-  await Promise.all([page.waitForURL(`**${path}`), page.click("input[type=submit]")]);
+  await Promise.all([page.waitForURL(`**${path}`), page.click("#login-form [type=submit]")]);  // the theme renders a button
   // Polling: wait for the wanted number of updates (the first draws, later ones redraw).
   await page.waitForFunction(
     (n) => window.flagsiteDashboard && window.flagsiteDashboard.updates >= n, updates,

@@ -148,10 +148,7 @@ class ChangeRequestList(ManagementView):
                 )  # fmt: skip
                 spec = services.STATE
         if "historyId" in data:
-            changes, old = services.revert_changes_of(spec, obj, data["historyId"])
-            return services.Edit(
-                spec, obj, changes, version, note=f"(revert to version {old})"
-            ), reason
+            return services.revert_edit(spec, obj, data["historyId"], version), reason
         patch = PATCHES[kind](data={**data["changes"], "version": version}, partial=True)
         patch.is_valid(raise_exception=True)
         changes, _, _ = s.changes_of(dict(patch.validated_data))

@@ -297,10 +297,7 @@ class Revert(StateView):
         """Restores the targeting of an earlier version (from history) as a new version."""
         state = self.state(request, project, key, env)
         data = self.valid(s.RevertIn(), request.data)
-        changes, old = services.revert_changes(state, data["history_id"])
-        edit = services.Edit(
-            services.STATE, state, changes, data.get("version"), note=f"(revert to version {old})"
-        )
+        edit = services.revert_edit(services.STATE, state, data["history_id"], data.get("version"))
         done = self.submit(request, edit, data["reason"])
         return done if isinstance(done, Response) else Response(s.StateOut(edit.target).data)
 

@@ -51,7 +51,7 @@ from flags.services.projects import (
     update_environment,
     update_project,
 )
-from flags.services.revert import revert_changes_of
+from flags.services.revert import revert_changes_of, revert_edit
 from flags.services.segments import (
     create_segment,
     delete_segment,
@@ -125,6 +125,7 @@ __all__ = [
     "request_change",
     "revert_changes",
     "revert_changes_of",
+    "revert_edit",
     "revert_flag",
     "revert_flag_state",
     "revert_segment",

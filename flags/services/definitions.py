@@ -9,7 +9,7 @@ from flags.models import Flag, Project
 from flags.services.base import ActorLike
 from flags.services.objects import ARCHIVE, FLAG, Create, Edit
 from flags.services.pipeline import Mode, Outcome
-from flags.services.revert import revert_changes_of, snapshot
+from flags.services.revert import revert_changes_of, revert_edit, snapshot
 from flags.services.submit import submit
 
 
@@ -61,8 +61,7 @@ def revert_flag(
 ) -> Flag:
     """Restores the definition of an earlier version as a new version (archiving is not part
     of it), through the same pipeline as any edit."""
-    changes, old_version = flag_revert_changes(flag, history_id)
-    edit = Edit(FLAG, flag, changes, expected_version, note=f"(revert to version {old_version})")
+    edit = revert_edit(FLAG, flag, history_id, expected_version)
     submit([edit], actor=actor, source=source, reason=reason, mode=mode)
     reverted: Flag = edit.target
     return reverted

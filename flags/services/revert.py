@@ -40,3 +40,11 @@ def revert_changes_of(kind: ObjectKind, obj: Any, history_id: object) -> tuple[d
     """The fields of an earlier version of ``obj`` and that version's number."""
     record = historical(kind, obj, history_id)
     return snapshot(kind, record), int(record.version)
+
+
+def revert_edit(kind: ObjectKind, obj: Any, history_id: object, expected_version: object) -> Any:
+    """The edit that restores an earlier version of ``obj`` (a flag, state or segment)."""
+    from flags.services.objects import Edit
+
+    changes, old_version = revert_changes_of(kind, obj, history_id)
+    return Edit(kind, obj, changes, expected_version, note=f"(revert to version {old_version})")

@@ -9,7 +9,7 @@ from flags.models import Project, Segment
 from flags.services.base import ActorLike
 from flags.services.objects import SEGMENT, Create, DeleteSegment, Edit
 from flags.services.pipeline import Mode
-from flags.services.revert import revert_changes_of, snapshot
+from flags.services.revert import revert_changes_of, revert_edit, snapshot
 from flags.services.submit import submit
 
 
@@ -57,10 +57,7 @@ def revert_segment(
     expected_version: object = None,
     mode: Mode = Mode.APPLY,
 ) -> Segment:
-    changes, old_version = segment_revert_changes(segment, history_id)
-    edit = Edit(
-        SEGMENT, segment, changes, expected_version, note=f"(revert to version {old_version})"
-    )
+    edit = revert_edit(SEGMENT, segment, history_id, expected_version)
     submit([edit], actor=actor, source=source, reason=reason, mode=mode)
     reverted: Segment = edit.target
     return reverted

@@ -13,7 +13,7 @@ from flags.notifications import notify_emergency
 from flags.services.base import ActorLike, require, start
 from flags.services.objects import STATE, Edit
 from flags.services.pipeline import Authority, Mode, run
-from flags.services.revert import revert_changes_of, snapshot
+from flags.services.revert import revert_changes_of, revert_edit, snapshot
 from flags.services.submit import submit
 
 # Kinds whose "serve X to everyone now" may turn something ON, not only off.
@@ -84,8 +84,7 @@ def revert_flag_state(
 ) -> FlagState:
     """Restores the targeting of an earlier version as a new version, through the pipeline
     like any edit (ApprovalRequired where approval is needed)."""
-    changes, old_version = revert_changes(state, history_id)
-    edit = Edit(STATE, state, changes, expected_version, note=f"(revert to version {old_version})")
+    edit = revert_edit(STATE, state, history_id, expected_version)
     submit([edit], actor=actor, source=source, reason=reason, mode=mode)
     reverted: FlagState = edit.target
     return reverted

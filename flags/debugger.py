@@ -180,12 +180,21 @@ def _bucket_lines(e: Explanation) -> list[str]:
 
 
 def debug_flag(
-    flag: Flag, context: dict[str, Any], user: User | AnonymousUser
+    flag: Flag,
+    context: dict[str, Any],
+    user: User | AnonymousUser,
+    visible: list[Environment] | None = None,
 ) -> list[EnvironmentResult]:
-    """The flag's answer for ``context`` in every environment ``user`` may see."""
+    """The flag's answer for ``context`` in every environment ``user`` may see.
+
+    ``visible`` is ``user``'s visible environments when the caller already looked them up
+    (asking many contexts at once should not repeat the permission query each time).
+    """
     results = []
-    environments = roles.visible_environments(user).filter(project_id=flag.project_id)
-    for environment in environments.order_by("sort_order", "key"):
+    if visible is None:
+        visible = list(roles.visible_environments(user).order_by("sort_order", "key"))
+    environments = [e for e in visible if e.project_id == flag.project_id]
+    for environment in environments:
         snap, explainer = explainer_for(environment.pk)
         explanation = explainer.explain(flag.key, context)
         raw = snap.document.get("flags", {}).get(flag.key, {})

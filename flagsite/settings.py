@@ -232,6 +232,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+if FLAGSITE_ENV == "test":
+    # Tests create users by the hundred and seed demo logins per test: a deliberately slow
+    # hash would cost seconds each. Servers and workers started by tests share this setting,
+    # so the logins they check were hashed the same way. Never in production or the demo.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

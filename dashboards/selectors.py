@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncHour
+from django.urls import reverse
 
 from analytics.models import EventKind, Rollup
 from analytics.selectors import Window, window_totals
@@ -19,7 +20,10 @@ from analytics.services import FlagComparison, UnknownFlagError, compare_flag
 from analytics.stats import ComparisonReport
 from dashboards import metrics
 from dashboards.rollout import (
+    PlanStatus,
+    StaleBadge,
     TimelineEntry,
+    current_rollout,
     guardrail_verdict,
     rollout_stages,
     rollout_timeline,
@@ -225,11 +229,11 @@ def _manual_changes(state: FlagState) -> list[TimelineEntry]:
     return entries
 
 
-def timeline(state: FlagState) -> list[dict[str, Any]]:
-    entries = sorted(
-        [*rollout_timeline(state), *_manual_changes(state)], key=lambda e: e.at, reverse=True
-    )
-    return [
+def timeline(state: FlagState) -> tuple[list[dict[str, Any]], int]:
+    """The rows, newest first, and the number of rollout records (the rows may show fewer)."""
+    rollouts = rollout_timeline(state)
+    entries = sorted([*rollouts.entries, *_manual_changes(state)], key=lambda e: e.at, reverse=True)
+    rows = [
         {
             "at": e.at.isoformat(),
             "kind": e.kind,
@@ -240,6 +244,14 @@ def timeline(state: FlagState) -> list[dict[str, Any]]:
         }
         for e in entries
     ]
+    return rows, rollouts.total_checks
+
+
+def _rollout(rollout: PlanStatus | None) -> dict[str, Any] | None:
+    if rollout is None:
+        return None
+    url = reverse("admin:rollouts_rolloutplan_change", args=[rollout.plan.pk])
+    return {**rollout.as_dict(), "url": url}
 
 
 def _custom_counts(state: FlagState, window: Window) -> dict[str, dict[str, int]]:
@@ -265,7 +277,10 @@ def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
         custom = _custom_counts(state, window)
     report = result.report if result else None
     srm = report.sample_ratio if report else None
-    verdict = guardrail_verdict(state, report)
+    rollout = current_rollout(state, now)
+    verdict = guardrail_verdict(rollout, report)
+    rows, total_checks = timeline(state)
+    shown_checks = sum(1 for row in rows if row["kind"] != "manual")
     return {
         "flag": {
             "key": flag.key,
@@ -276,6 +291,7 @@ def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
         },
         "generated_at": now.isoformat(),
         "status": {"enabled": state.enabled, "version": state.version, **serving(state)},
+        "rollout": _rollout(rollout),
         "window": (
             {"start": window.start.isoformat(), "end": window.end.isoformat()} if window else None
         ),
@@ -303,8 +319,11 @@ def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
             "verdict": verdict.verdict,
             "source": verdict.source,
             "reasons": verdict.reasons,
+            "metrics": verdict.metrics,
+            "checked_at": verdict.checked_at.isoformat() if verdict.checked_at else None,
         },
-        "timeline": timeline(state),
+        "timeline": rows,
+        "timeline_checks": {"shown": shown_checks, "total": total_checks},
     }
 
 
@@ -312,9 +331,9 @@ def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
 class IndexRow:
     flag: Flag
     states: list[tuple[Environment, FlagState | None, dict[str, Any] | None]]
-    stages: dict[int, str]
+    stages: dict[int, PlanStatus]  # environment id -> the newest started rollout there
     exposures_24h: int
-    stale: str
+    stale: StaleBadge | None
 
 
 def flag_index(user: roles.UserLike, now: datetime) -> tuple[list[Environment], list[IndexRow]]:
@@ -344,8 +363,8 @@ def flag_index(user: roles.UserLike, now: datetime) -> tuple[list[Environment], 
         .annotate(events=Sum("events"))
     ):
         exposures[(row["environment__project_id"], row["flag_key"])] += int(row["events"] or 0)
-    stages = rollout_stages(states)
-    stale = stale_badges(flags)
+    stages = rollout_stages(states, now)
+    stale = stale_badges(flags, now)
     rows = []
     for flag in flags:
         cells: list[tuple[Environment, FlagState | None, dict[str, Any] | None]] = []
@@ -360,7 +379,7 @@ def flag_index(user: roles.UserLike, now: datetime) -> tuple[list[Environment], 
                 cells,
                 {env.pk: stages[s.pk] for env, s, _ in cells if s and s.pk in stages},
                 exposures[(flag.project_id, flag.key)],
-                stale.get(flag.pk, ""),
+                stale.get(flag.pk),
             )
         )
     return environments, rows

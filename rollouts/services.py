@@ -195,6 +195,42 @@ def create_from_template(
     return plan
 
 
+def add_guardrail(
+    plan: RolloutPlan,
+    *,
+    user: UserLike | None,
+    metric: str,
+    mode: str,
+    yellow: float,
+    red: float,
+    higher_is_worse: bool = True,
+    custom_name: str = "",
+) -> Guardrail:
+    """One more guardrail on a plan that has not finished: a stored metric, e.g. a custom count
+    metric by the name its events carry (``{"type": "custom", "name": ...}``)."""
+    if metric not in Guardrail.Metric.values:
+        raise RolloutError("metric", f"Choose one of {Guardrail.Metric.values}.")
+    if mode not in Guardrail.Mode.values:
+        raise RolloutError("mode", f"Choose one of {Guardrail.Mode.values}.")
+    custom_name = custom_name.strip()
+    if (metric == Guardrail.Metric.CUSTOM) != bool(custom_name):
+        raise RolloutError("custom_name", "A custom metric needs its name; others take none.")
+    if _red_before_yellow(yellow, red, higher_is_worse):
+        raise RolloutError("red", "The red line must lie beyond the yellow line.")
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        _require_active(locked, Status.DRAFT, *RolloutPlan.ACTIVE)
+        return Guardrail.objects.create(
+            plan=locked, metric=metric, mode=mode, yellow=yellow, red=red,
+            higher_is_worse=higher_is_worse, custom_name=custom_name,
+        )  # fmt: skip
+
+
+def _red_before_yellow(yellow: float, red: float, higher_is_worse: bool) -> bool:
+    return red < yellow if higher_is_worse else red > yellow
+
+
 def _lock(plan: RolloutPlan | int) -> RolloutPlan:
     pk = plan if isinstance(plan, int) else plan.pk
     return (

@@ -45,6 +45,9 @@ async function run(page) {
       variantRows: Array.from(document.querySelectorAll("#variants tbody tr[data-variant]"))
         .map((tr) => Array.from(tr.cells).map((td) => td.innerText)),
       timelineRows: document.querySelectorAll("#timeline tbody tr").length,
+      timeline: Array.from(document.querySelectorAll("#timeline tbody tr"))
+        .map((tr) => ({ kind: tr.className, cells: Array.from(tr.cells).map((td) => td.innerText) })),
+      status: document.getElementById("status").innerText,
       chartData: Object.fromEntries(Object.entries(d.charts).map(([id, chart]) => [
         id, chart.data.datasets.map((ds) => ds.data),
       ])),

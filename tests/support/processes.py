@@ -111,9 +111,15 @@ class ServerProcess:
 
 @dataclass
 class WorkerProcess:
-    """A real Celery worker consuming the test run's queue on the real Redis broker."""
+    """A real Celery worker consuming the test run's queue on the real Redis broker.
+
+    ``queues`` (comma-separated) makes it consume only those, so a test's tasks reach the
+    workers it started and no other; ``extra_env`` overrides the environment (another broker).
+    """
 
     database_name: str
+    queues: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -121,7 +127,18 @@ class WorkerProcess:
             sys.executable, "-m", "celery", "-A", "flagsite", "worker",
             "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(self.database_name))
+        if self.queues:
+            cmd += ["--queues", self.queues]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=child_env(self.database_name, self.extra_env)
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no ack, no rollback sent by the worker (a lost machine)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is None:

@@ -34,6 +34,23 @@
     return [lo, hi];
   }
 
+  // A guardrail's value against its red line, and the metric's flag-on and control values.
+  function metricValues(m) {
+    const own = m.metric.startsWith("latency") ? (x => num(x, 0) + " ms") : (m.metric.startsWith("custom") ? (x => num(x, 3)) : (x => pct(x, 2)));
+    const vs = m.treatment === null || m.treatment === undefined ? "" : " · on " + own(m.treatment) + " vs control " + own(m.control);
+    return (m.value === null ? "no value" : num(m.value, 3)) + " (red " + num(m.red, 3) + ")" + vs;
+  }
+  function evidenceText(e) {
+    const ev = e.evidence || {};
+    const parts = [];
+    if (ev.plan !== undefined) parts.push("plan #" + ev.plan + " check #" + ev.check);
+    if (ev.samples) parts.push("users: flag-on " + ev.samples.treatment_users + ", control " + ev.samples.control_users);
+    (ev.guardrails || []).forEach(g => parts.push(g.guardrail + " " + g.status + ": " + g.message));
+    if (ev.sample_ratio && ev.sample_ratio.mismatch) parts.push("sample-ratio mismatch");
+    if (ev.plan === undefined && Object.keys(ev).length) parts.push(JSON.stringify(ev));
+    return parts.join(" · ");
+  }
+
   function draw(id, config) {
     const canvas = document.getElementById(id);
     if (!canvas) return;
@@ -73,6 +90,16 @@
     status.append(el("span", data.status.enabled ? "ON" : "OFF", "pill " + (data.status.enabled ? "pill-on" : "pill-off")));
     status.append(el("span", " " + data.status.mode + ": " + Object.entries(data.status.percent).map(([v, p]) => v + " " + num(p, 2) + "%").join(" · ")));
     status.append(el("div", "version " + data.status.version + (data.window ? " · since " + data.window.start.slice(0, 16).replace("T", " ") : "")));
+    if (data.rollout) {
+      const r = data.rollout;
+      const line = el("div", null, "rollout-status");
+      const link = el("a", r.name);
+      link.href = r.url;
+      line.append(el("span", r.label, "pill pill-stage rollout-" + r.status), " ", link);
+      status.append(line);
+      if (r.status_reason) status.append(el("div", r.status_display + ": " + r.status_reason));
+      status.append(el("div", "next decision: " + r.next_decision));
+    }
     const srm = document.getElementById("srm");
     srm.replaceChildren();
     if (data.sample_ratio) {
@@ -89,6 +116,11 @@
     guard.replaceChildren();
     guard.append(el("span", data.guardrail.verdict.replace("_", " "), "pill verdict-" + data.guardrail.verdict));
     guard.append(el("div", data.guardrail.reasons.join("; ") + " (" + data.guardrail.source + ")"));
+    data.guardrail.metrics.forEach(m => {
+      const line = el("div", null, "guardrail-metric");
+      line.append(el("span", m.status.replace("_", " "), "pill verdict-" + m.status), " " + m.guardrail + ": " + metricValues(m));
+      guard.append(line);
+    });
 
     // Exposures over time.
     draw("chart-exposures", {
@@ -181,10 +213,16 @@
       tr.append(el("td", e.at.slice(0, 19).replace("T", " ")));
       tr.append(el("td", e.title));
       tr.append(el("td", e.actor));
-      const evidence = Object.keys(e.evidence || {}).length ? " · " + JSON.stringify(e.evidence) : "";
-      tr.append(el("td", (e.detail || "") + evidence));
+      const why = el("td", e.detail || "");
+      const evidence = evidenceText(e);
+      if (evidence) why.append(el("div", evidence, "evidence"));
+      tr.append(why);
       timeline.append(tr);
     });
+    const note = document.getElementById("timeline-note");
+    const checks = data.timeline_checks;
+    note.hidden = checks.shown >= checks.total;
+    note.textContent = "Showing " + checks.shown + " of " + checks.total + " rollout records (every stage change, rollback and action, and the latest holds)" + (data.rollout ? "; all of them are on the plan's page." : ".");
     if (!data.timeline.length) timeline.append(el("tr")).append(el("td", "No changes recorded."));
 
     state.updates += 1;

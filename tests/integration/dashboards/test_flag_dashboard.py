@@ -192,33 +192,33 @@ def test_both_pages_issue_the_same_queries_whatever_the_number_of_events(demo: N
     # Most are the admin's own (sidebar app list, permissions); none is per event or per row.
     # The JSON the charts draw from stays small; the pages add the admin theme's sidebar and
     # role checks (a fixed number, shown equal above whatever the event volume).
-    assert before[DATA] <= 15
-    assert max(before.values()) <= 60
+    assert before[DATA] <= 16
+    # The index adds hygiene's fixed handful per project for the stale badges.
+    assert max(before.values()) <= 70
     assert client.get(DATA).json()["variants"][1]["exposed_users"] >= 3000
 
 
 @pytest.mark.django_db
 def test_the_index_lists_every_flag_with_state_and_exposures(demo: None) -> None:
+    before = timezone.now()
     html = login("viewer").get(INDEX).content.decode()
+    after = timezone.now()
     for key in ("new-pdf-engine", "redesigned-dashboard", "ai-chatbot", "maintenance-mode"):
         assert f'data-flag="{key}"' in html
     env = Environment.objects.get(project__key="demo", key="production")
-    # Rollups count per bucket and the page reads its own clock a moment before this test
-    # does, so the window's first bucket (a second or a minute) may be in or out.
-    start = timezone.now() - timedelta(hours=24)
-    second = start.replace(microsecond=0)
+    # The page reads its clock somewhere between ``before`` and ``after`` and counts whole
+    # rollup buckets (a second or a minute) from 24 hours earlier: the count lies between the
+    # exposures from the earliest possible bucket and those from the latest one.
     exposures = RawEvent.objects.filter(
         environment=env, kind="exposure", name="redesigned-dashboard"
     )
-    counts = {
-        exposures.filter(occurred_at__gte=start.replace(second=0, microsecond=0)).count(),
-        exposures.filter(occurred_at__gte=start).count(),
-        exposures.filter(occurred_at__gte=start + timedelta(minutes=1)).count(),
-        *(exposures.filter(occurred_at__gte=second + timedelta(seconds=d)).count()
-          for d in (-2, -1, 0, 1, 2)),
-    }  # fmt: skip
+    earliest = (before - timedelta(hours=24)).replace(second=0, microsecond=0)
+    latest = after - timedelta(hours=24) + timedelta(minutes=1)
+    most = exposures.filter(occurred_at__gte=earliest).count()
+    least = exposures.filter(occurred_at__gte=latest).count()
+    assert most - least < 60  # still tight: the demo has about one exposure a minute here
     row = html.split('data-flag="redesigned-dashboard"')[1].split("</tr>")[0]
-    shown = row.split('<td class="exposures-24h">')[1].split("<")[0]
-    assert int(shown) in counts, (shown, counts)
+    shown = int(row.split('<td class="exposures-24h">')[1].split("<")[0])
+    assert least <= shown <= most, (least, shown, most)
     assert "control 50%" in row
     assert "treatment 50%" in row

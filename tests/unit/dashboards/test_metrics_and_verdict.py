@@ -99,11 +99,11 @@ def _report(control_errors: int, treatment_errors: int, users: int = 2000):
 def test_the_verdict_from_the_comparison(
     control_errors: int, treatment_errors: int, users: int, verdict: str
 ) -> None:
-    result = guardrail_verdict(None, _report(control_errors, treatment_errors, users))  # type: ignore[arg-type]
+    result = guardrail_verdict(None, _report(control_errors, treatment_errors, users))
     assert result.verdict == verdict
     if verdict == "red":
         assert result.reasons == ["on: error_rate significantly higher"]
 
 
 def test_without_a_comparison_there_is_no_verdict() -> None:
-    assert guardrail_verdict(None, None).verdict == "insufficient_data"  # type: ignore[arg-type]
+    assert guardrail_verdict(None, None).verdict == "insufficient_data"

@@ -21,6 +21,7 @@ from flags.admin.debugger import debugger_context
 from flags.admin.forms import FlagForm
 from flags.admin.kinds import kind_note
 from flags.admin.revert import RevertPage, require_role, revert_response
+from flags.admin_panels import render_flag_panels
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import Flag, FlagState
 
@@ -160,6 +161,7 @@ class FlagAdmin(RoleAdmin[Flag]):
             extra["kind_note"] = kind_note(flag.kind, flag.variants or {})
             extra.update(debugger_context(request, user_of(request), flag))
             extra["debugger_url"] = reverse("admin:flags_debugger")
+            extra["flag_panels"] = render_flag_panels(flag, request)
         return super().change_view(request, object_id, form_url, extra)
 
     def debugger_view(self, request: HttpRequest) -> HttpResponse:

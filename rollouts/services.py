@@ -87,21 +87,27 @@ def stage_spec(plan: RolloutPlan, stage: RolloutStage) -> StageSpec:
                      stage.requires_approval)  # fmt: skip
 
 
-def plan_spec(plan: RolloutPlan, stages: Sequence[RolloutStage]) -> PlanSpec:
+def plan_spec(
+    plan: RolloutPlan,
+    stages: Sequence[RolloutStage],
+    guardrails: tuple[GuardrailSpec, ...] | None = None,
+) -> PlanSpec:
     return PlanSpec(
         tuple(stage_spec(plan, s) for s in stages),
-        guardrail_specs(plan),
+        guardrail_specs(plan) if guardrails is None else guardrails,
         plan.insufficient_traffic_extension_seconds,
         environment_requires_approval=plan.flag_state.environment.requires_approval,
         plan_approved=plan.approved_by_id is not None,
     )
 
 
-def evidence_request(plan: RolloutPlan) -> EvidenceRequest:
+def evidence_request(
+    plan: RolloutPlan, guardrails: tuple[GuardrailSpec, ...] | None = None
+) -> EvidenceRequest:
     return EvidenceRequest(
         plan.on_variant,
         plan.off_variant,
-        guardrail_specs(plan),
+        guardrail_specs(plan) if guardrails is None else guardrails,
         plan.false_positive_rate,
         plan.design_sample,
         srm_applies=plan.current_stage == 0,
@@ -204,6 +210,11 @@ def _lock(plan: RolloutPlan | int) -> RolloutPlan:
     )
 
 
+def _next_sequence(plan: RolloutPlan) -> int:
+    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first()
+    return (last or 0) + 1
+
+
 def _record(
     plan: RolloutPlan,
     now: datetime,
@@ -216,8 +227,10 @@ def _record(
     stage: int | None = None,
     evidence: Evidence | None = None,
     result: Verdict | None = None,
+    sequence: int | None = None,
 ) -> RolloutCheck:
-    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    if sequence is None:
+        sequence = _next_sequence(plan)
     samples: dict[str, Any] = {}
     if evidence is not None:
         samples = {
@@ -241,7 +254,7 @@ def _record(
         }
     return RolloutCheck.objects.create(
         plan=plan,
-        sequence=last + 1,
+        sequence=sequence,
         checked_at=now,
         stage=plan.current_stage if stage is None else stage,
         verdict=verdict,
@@ -509,12 +522,13 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
             )  # fmt: skip
         stages = _stages(locked)
         stage = stages[locked.current_stage]
+        guardrails = guardrail_specs(locked)  # one read for the evidence and the decision
         evidence = gather(
-            state.environment_id, state.flag.key, evidence_request(locked),
+            state, evidence_request(locked, guardrails),
             locked.started_at or now, locked.stage_started_at or now, now,
         )  # fmt: skip
         verdict = decide(
-            plan_spec(locked, stages),
+            plan_spec(locked, stages, guardrails),
             stage_spec(locked, stage),
             Clock(now, locked.stage_started_at or now, time_scale()),
             evidence,
@@ -534,9 +548,7 @@ def _apply_verdict(
     stage_index = locked.current_stage
     applied = ""
     event = ""
-    sequence = (
-        locked.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-    ) + 1
+    sequence = _next_sequence(locked)
     codes = ", ".join(dict.fromkeys(str(c) for c in verdict.codes))
     # The flag's history keeps a short reason; the evidence is the timeline's check record.
     text = (
@@ -569,7 +581,7 @@ def _apply_verdict(
     )
     record = _record(
         locked, now, record_verdict, reasons, actor=str(apply.actor_for(locked)), manual=False,
-        applied=applied, stage=stage_index, evidence=evidence, result=verdict,
+        applied=applied, stage=stage_index, evidence=evidence, result=verdict, sequence=sequence,
     )  # fmt: skip
     if event:
         notify.queue(locked, record, event, summary)

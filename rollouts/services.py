@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from flags import roles
@@ -527,6 +527,7 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
     running, or another worker holds it right now."""
     now = now or timezone.now()
     with transaction.atomic():
+        _end_if_abandoned()
         locked = (
             RolloutPlan.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("flag_state__environment__project", "flag_state__flag", "approved_by")
@@ -556,6 +557,20 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
             evidence,
         )
         return _apply_verdict(locked, stages, now, verdict, evidence)
+
+
+def _end_if_abandoned() -> None:
+    """Has PostgreSQL end this transaction's session if it sits idle for longer than the
+    setting: a worker that stopped mid-check without closing its connection would otherwise
+    hold the plan's lock, and every later pass would skip the plan, until TCP keepalive noticed
+    (hours). SET LOCAL: only this transaction, the pooled connection keeps its defaults."""
+    if connection.vendor != "postgresql":
+        return  # SQLite (the embedded mode) has no row locks to hold
+    ms = int(float(settings.FLAGSITE_ROLLOUT_CHECK_IDLE_TIMEOUT_SECONDS) * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)", [str(ms)]
+        )
 
 
 def _apply_verdict(

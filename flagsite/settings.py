@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
         "FlagKindEnum": "flags.models.Flag.Kind",
         "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+        "ApiKeyKindEnum": "apikeys.models.ApiKey.Kind",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

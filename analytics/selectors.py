@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from django.db.models import Sum
 
+from analytics.look_totals import look_totals
 from analytics.models import EventKind, Rollup
 from analytics.stats import VariantSeries
-from analytics.stats.histogram import N_BUCKETS, as_histogram
+from analytics.stats.histogram import N_BUCKETS
 from flags.models import FlagState
 
 DEFAULT_LOOK_INTERVAL = timedelta(minutes=5)
+COMPARED_METRICS = (EventKind.EXPOSURE, EventKind.ERROR, EventKind.CONVERSION, EventKind.LATENCY)
 
 
 @dataclass(frozen=True)
@@ -43,41 +44,17 @@ def empty_series(name: str, window: Window) -> VariantSeries:
 
 def comparison_inputs(environment_id: int, flag_key: str, window: Window) -> list[VariantSeries]:
     """Cumulative per-look series of every variant of a flag that has data in the window."""
-    rows = Rollup.objects.filter(
-        environment_id=environment_id,
-        flag_key=flag_key,
-        bucket_start__gte=window.start,
-        bucket_start__lt=window.end,
-        metric__in=[EventKind.EXPOSURE, EventKind.ERROR, EventKind.CONVERSION, EventKind.LATENCY],
-    ).values_list("variant", "metric", "bucket_start", "users", "histogram")
-    looks = window.looks
-    counts: dict[str, dict[str, np.ndarray]] = defaultdict(
-        lambda: {m: np.zeros(looks, np.int64) for m in ("exposure", "error", "conversion")}
-    )
-    latency: dict[str, np.ndarray] = {}
-    for variant, metric, start, users, histogram in rows:
-        look = window.look_of(start)
-        if metric == EventKind.LATENCY:
-            if histogram is not None:
-                per_look = latency.setdefault(variant, np.zeros((looks, N_BUCKETS), np.int64))
-                per_look[look] += as_histogram(histogram)
-            _ = counts[variant]  # a variant with latency data only still gets a series
-        else:
-            counts[variant][metric][look] += users
-    series = []
-    for variant in sorted(counts):
-        per_metric = counts[variant]
-        hist = latency.get(variant, np.zeros((looks, N_BUCKETS), np.int64))
-        series.append(
-            VariantSeries(
-                variant,
-                np.cumsum(per_metric["exposure"]),
-                np.cumsum(per_metric["error"]),
-                np.cumsum(per_metric["conversion"]),
-                np.cumsum(hist, axis=0),
-            )
+    totals = look_totals(environment_id, flag_key, window, COMPARED_METRICS)
+    return [
+        VariantSeries(
+            variant,
+            totals.cumulative_users(variant, EventKind.EXPOSURE),
+            totals.cumulative_users(variant, EventKind.ERROR),
+            totals.cumulative_users(variant, EventKind.CONVERSION),
+            totals.cumulative_latency(variant),
         )
-    return series
+        for variant in totals.variants
+    ]
 
 
 @dataclass(frozen=True)
@@ -128,8 +105,11 @@ def configured_split(environment_id: int, flag_key: str) -> ConfiguredSplit | No
         .only("enabled", "off_variant", "rules", "default_serve", "prerequisites")
         .first()
     )
-    if state is None:
-        return None
+    return None if state is None else split_of(state)
+
+
+def split_of(state: FlagState) -> ConfiguredSplit:
+    """``configured_split`` of a state already read (a rollout check holds it locked)."""
     rollout = (state.default_serve or {}).get("rollout")
     if not state.enabled:
         return ConfiguredSplit(state.off_variant, None, "the flag is off: it serves one variant")

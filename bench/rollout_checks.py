@@ -1,13 +1,21 @@
 """Rollout-check benchmark: one beat pass over N running rollouts with a day of rollups each.
 
-Prints the time per pass (target < 10 s for 500 rollouts) and the queries per rollout, measured
-at two event volumes (the same rollup rows with 1x and 100x the counts) to show the number of
-queries does not depend on the volume. Baseline, measured in the same run: one
-``analytics.services.compare_flag`` per rollout (the analytics core's own read and statistics).
+Each rollout serves its first stage (5 %) to a flag whose rollups cover the day since it
+started: one row per bucket (5 minutes by default), variant (on, off) and metric (exposure,
+error, conversion, latency with a histogram), rates equal in both arms. The stages bake for
+48 hours, so every check of the pass holds, as nearly every check does (a rollout changes stage
+once per bake time). The pass (``rollouts.services.check_due``) runs at 1x, 10x and 100x the
+event volume: the same rows with 10 and 100 times the counts, which is what more traffic does
+once every bucket has some. Printed per volume: the time of the pass, ms and queries per
+rollout, and the verdicts; then the target (a pass under 10 s, the same number of queries at
+every volume), and baselines measured in the same run: one ``analytics.services.compare_flag``
+per rollout, one database round trip, and the former row-by-row read of the rollups (still
+the path on SQLite). Last, the cost of a check that moves to the next stage (a flag write).
 
     .venv/bin/python bench/rollout_checks.py [--rollouts 500] [--bucket-minutes 5]
 
-Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/flagsite_ro_bench).
+Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/flagsite_ro_bench;
+a database of its own: rollups and running plans left by earlier runs are removed), REDIS_URL.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,107 +40,261 @@ os.environ["DATABASE_URL"] = os.environ.get(
 )
 os.environ.setdefault("FLAGSITE_REDIS_PREFIX", "ro-bench")
 TARGET_SECONDS = 10.0
+PREFIX = "ro-bench-"
+VOLUMES = (1, 10, 100)
+SHAPES = 16  # distinct latency histograms, picked per bucket
+ON_USERS = 5  # new users per bucket in the on arm at 1x (the off arm: 19 times as many)
+
+# One row per (flag, bucket, variant, metric), its counts from one of the SHAPES buckets of
+# traffic (bench_shapes: per shape and arm, already scaled to the volume).
+INSERT = """
+INSERT INTO analytics_rollup
+    (environment_id, flag_key, variant, metric, bucket_start, users, events, value_sum, histogram)
+SELECT %(env)s, f.key, s.variant, m.metric, b.at,
+       CASE m.metric WHEN 'exposure' THEN s.users WHEN 'latency' THEN 0 ELSE s.users / 5 END,
+       CASE m.metric WHEN 'exposure' THEN s.users WHEN 'error' THEN s.errors
+                     WHEN 'conversion' THEN s.conversions ELSE s.requests END,
+       0.0,
+       CASE WHEN m.metric = 'latency' THEN s.histogram END
+FROM unnest(%(flags)s::text[]) AS f(key)
+CROSS JOIN generate_series(%(start)s::timestamptz, %(last)s::timestamptz, %(step)s::interval)
+    AS b(at)
+JOIN bench_shapes AS s ON s.k = abs(hashtext(f.key || b.at::text)) %% %(shapes)s
+CROSS JOIN (VALUES ('exposure'), ('error'), ('conversion'), ('latency')) AS m(metric)
+"""
+
+
+def setup_django() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("ensure_database", verbosity=0)
+    call_command("migrate", verbosity=0)
+
+
+def retire_earlier_runs() -> None:
+    from analytics.models import Rollup
+    from rollouts.models import RolloutPlan
+
+    earlier = {"environment__project__key__startswith": PREFIX}
+    Rollup.objects.filter(**earlier).delete()
+    RolloutPlan.objects.filter(
+        status__in=RolloutPlan.ACTIVE, flag_state__environment__project__key__startswith=PREFIX
+    ).update(status=RolloutPlan.Status.ABORTED)
+
+
+def create_rollouts(count: int, start: datetime) -> tuple[Any, list[Any]]:
+    from django.contrib.auth.models import User
+
+    from flags import services as flag_services
+    from flags.models import Environment, FlagState
+    from rollouts import services
+    from rollouts.models import RolloutPlan
+    from rollouts.plan_templates import DAY, TEMPLATES, StageTemplate
+
+    system = flag_services.Actor.automation("bench")
+    boss = User.objects.filter(username="bench-boss").first() or User.objects.create_superuser(
+        "bench-boss", password="x-unused-x"
+    )
+    project = flag_services.create_project(
+        key=f"{PREFIX}{int(time.time())}", name="bench", actor=system, source="system",
+        reason="bench",
+    )  # fmt: skip
+    env = Environment.objects.get(project=project, key="development")
+    stages = [StageTemplate(s.name, s.weight, 2 * DAY) for s in TEMPLATES["standard"][1]]
+    plans = []
+    for i in range(count):
+        flag = flag_services.create_flag(
+            project, data={"key": f"f{i}", "name": f"f{i}"}, actor=system, source="system"
+        )
+        state = FlagState.objects.get(flag=flag, environment=env)
+        plan = services.create_from_template(state, template="", stages=stages, user=boss)
+        plans.append(services.start(plan, user=boss, reason="bench", now=start))
+    assert (
+        RolloutPlan.objects.filter(pk__in=[p.pk for p in plans], status="running").count() == count
+    )
+    return env, plans
+
+
+def traffic_shapes(scale: int) -> list[tuple[int, str, int, int, int, int, list[int]]]:
+    """Per shape and arm: new users, requests, errors, conversions and the latency histogram
+    of one bucket. The on arm's bucket at 1x is 5 users and 100 requests (about 1 % errors,
+    5 % conversions); the off arm has 19 times each count, so the arms' rates are equal."""
+    from analytics.stats.histogram import histogram_of
+
+    rng = np.random.default_rng(7)
+    shapes = []
+    for k in range(SHAPES):
+        histogram = histogram_of(80 * np.exp(rng.normal(0, 0.5, 100)))
+        errors, conversions = int(rng.integers(0, 3)), int(rng.integers(3, 8))
+        for variant, times in (("on", 1), ("off", 19)):
+            n = times * scale
+            shapes.append((k, variant, ON_USERS * n, 100 * n, errors * n, conversions * n,
+                           (histogram * n).tolist()))  # fmt: skip
+    return shapes
+
+
+def write_rollups(env: Any, flags: list[str], start: datetime, now: datetime, minutes: int,
+                  scale: int) -> int:  # fmt: skip
+    from django.db import connection
+
+    from analytics.models import Rollup
+
+    Rollup.objects.filter(environment=env).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_shapes (k int, variant text, users bigint,"
+            " requests bigint, errors bigint, conversions bigint, histogram bigint[])"
+        )
+        cursor.execute("TRUNCATE bench_shapes")
+        cursor.executemany(
+            "INSERT INTO bench_shapes VALUES (%s, %s, %s, %s, %s, %s, %s)", traffic_shapes(scale)
+        )
+        cursor.execute(INSERT, {
+            "env": env.pk, "flags": flags, "start": start, "step": f"{minutes} minutes",
+            "last": now - timedelta(minutes=minutes), "shapes": SHAPES,
+        })  # fmt: skip
+        rows: int = cursor.rowcount
+        # As in a steady state: statistics current, visibility map and hint bits set.
+        cursor.execute("VACUUM ANALYZE analytics_rollup")
+    return rows
+
+
+class QueryCounter:
+    """Counts every query through Django's connection (no query log: it costs time itself)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def one_pass(plans: list[Any], now: datetime) -> tuple[float, int, Counter[str], int]:
+    from django.db import connection
+
+    from rollouts import services
+    from rollouts.models import RolloutPlan
+
+    RolloutPlan.objects.filter(pk__in=[p.pk for p in plans]).update(next_check_at=now)
+    counter = QueryCounter()
+    with connection.execute_wrapper(counter):
+        t0 = time.perf_counter()
+        done = services.check_due(now)
+        elapsed = time.perf_counter() - t0
+    return elapsed, len(done), Counter(r.verdict for r in done), counter.count
+
+
+def baselines(env: Any, plans: list[Any], now: datetime, sample: int) -> dict[str, float]:
+    """Seconds per rollout of the analytics core's comparison, one round trip, and the
+    rollups read in one query against row by row, all over the same windows as the pass."""
+    from django.db import connection
+
+    from analytics.look_totals import look_totals, totals_from_rows
+    from analytics.models import Rollup
+    from analytics.selectors import COMPARED_METRICS
+    from analytics.services import compare_flag
+    from rollouts.evidence import window_for
+
+    windows = [(p.flag_state.flag.key, window_for(p.started_at, now)) for p in plans]
+
+    def per_rollout(fn: Any, items: list[tuple[str, Any]]) -> float:
+        t0 = time.perf_counter()
+        for key, window in items:
+            fn(key, window)
+        return (time.perf_counter() - t0) / len(items)
+
+    def rows(key: str, window: Any) -> Any:
+        return totals_from_rows(
+            Rollup.objects.filter(
+                environment_id=env.pk, flag_key=key, metric__in=COMPARED_METRICS,
+                bucket_start__gte=window.start, bucket_start__lt=window.end,
+            ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram"),
+            window,
+        )  # fmt: skip
+
+    def round_trip(key: str, window: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    return {
+        "compare_flag": per_rollout(lambda k, w: compare_flag(env.pk, k, w), windows),
+        "round_trip": per_rollout(round_trip, windows),
+        "read_rows": per_rollout(rows, windows[:sample]),
+        "read_sql": per_rollout(
+            lambda k, w: look_totals(env.pk, k, w, COMPARED_METRICS), windows[:sample]
+        ),
+    }
+
+
+def progressing_checks(plans: list[Any], now: datetime) -> tuple[float, Counter[str]]:
+    """A pass over rollouts whose bake is over: each check writes the next stage to its flag."""
+    from rollouts.models import RolloutPlan
+
+    RolloutPlan.objects.filter(pk__in=[p.pk for p in plans]).update(
+        stage_started_at=now - timedelta(days=3)
+    )
+    elapsed, done, verdicts, _ = one_pass(plans, now)
+    return elapsed / max(1, done), verdicts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rollouts", type=int, default=500)
     parser.add_argument("--bucket-minutes", type=int, default=5)
+    parser.add_argument("--progressing", type=int, default=10)
     args = parser.parse_args()
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    call_command("ensure_database", verbosity=0)
-    call_command("migrate", verbosity=0)
-    from django.contrib.auth.models import User
-
-    from analytics.models import Rollup
-    from analytics.selectors import Window
-    from analytics.services import compare_flag
-    from analytics.stats.histogram import N_BUCKETS, bucket_index
-    from flags import services as flag_services
-    from flags.models import Environment, FlagState
-    from rollouts import services
-    from rollouts.models import RolloutPlan
-
-    system = flag_services.Actor.automation("bench")
-    boss = User.objects.filter(username="bench-boss").first() or User.objects.create_superuser(
-        "bench-boss", password="x-unused-x"
-    )
-    tag = str(int(time.time()))
-    project = flag_services.create_project(
-        key=f"bench-{tag}", name="bench", actor=system, source="system", reason="bench"
-    )
-    env = Environment.objects.get(project=project, key="development")
+    setup_django()
+    retire_earlier_runs()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(days=1)
-    rng = np.random.default_rng(1)
-    hist = np.bincount(bucket_index(100 * np.exp(rng.normal(0, 0.5, 200))), minlength=N_BUCKETS)
-    buckets = [start + timedelta(minutes=m) for m in range(0, 24 * 60, args.bucket_minutes)]
     t0 = time.perf_counter()
-    plans = []
-    for i in range(args.rollouts):
-        flag = flag_services.create_flag(
-            project, data={"key": f"f{i}", "name": f"f{i}"}, actor=system, source="system"
-        )
-        state = FlagState.objects.get(flag=flag, environment=env)
-        plan = services.create_from_template(state, template="standard", user=boss)
-        plans.append(plan)
-        rows = []
-        for variant, share in (("on", 5), ("off", 95)):
-            for at in buckets:
-                for metric, users, events in (
-                    ("exposure", share, share), ("error", 0, share // 5 + 1),
-                    ("conversion", share // 10, share // 5 + 1), ("latency", 0, int(hist.sum())),
-                ):  # fmt: skip
-                    rows.append(
-                        Rollup(
-                            environment=env, flag_key=flag.key, variant=variant, metric=metric,
-                            bucket_start=at, users=users, events=events,
-                            histogram=hist.tolist() if metric == "latency" else None,
-                        )
-                    )  # fmt: skip
-        Rollup.objects.bulk_create(rows, batch_size=5000)
-    setup = time.perf_counter() - t0
-    # Start every plan a day ago, as the admin would, then make them all due.
-    for plan in plans:
-        services.start(plan, user=boss, reason="bench", now=start)
-    RolloutPlan.objects.filter(pk__in=[p.pk for p in plans]).update(next_check_at=now)
-
-    window = Window(start, now)
-    t0 = time.perf_counter()
-    for plan in plans:
-        compare_flag(env.pk, plan.flag_state.flag.key, window)
-    baseline = time.perf_counter() - t0
-
-    with CaptureQueriesContext(connection) as queries:
+    env, plans = create_rollouts(args.rollouts, start)
+    created = time.perf_counter() - t0
+    flags = [p.flag_state.flag.key for p in plans]
+    print(f"setup: {args.rollouts} rollouts created in {created:.1f} s; buckets of "
+          f"{args.bucket_minutes} min over a day, 2 variants x 4 metrics")  # fmt: skip
+    print(f"{'volume':>6} {'rows':>10} {'write s':>8} {'pass s':>7} {'ms/rollout':>10} "
+          f"{'queries/rollout':>15}  verdicts")  # fmt: skip
+    results = {}
+    base: dict[str, float] = {}
+    for scale in VOLUMES:
         t0 = time.perf_counter()
-        done = services.check_due(now)
-        elapsed = time.perf_counter() - t0
-    per_rollout = len(queries) / max(1, len(done))
+        rows = write_rollups(env, flags, start, now, args.bucket_minutes, scale)
+        written = time.perf_counter() - t0
+        elapsed, done, verdicts, queries = one_pass(plans, now)
+        results[scale] = (elapsed, queries / max(1, done), done)
+        print(f"{scale:>5}x {rows:>10,} {written:>8.1f} {elapsed:>7.2f} "
+              f"{elapsed / max(1, done) * 1000:>10.1f} {queries / max(1, done):>15.2f}  "
+              f"{dict(verdicts)}")  # fmt: skip
+        if scale == 1:
+            base = baselines(env, plans, now, sample=min(50, len(plans)))
+    report(results, base, args.rollouts)
+    per_check, verdicts = progressing_checks(plans[: args.progressing], now)
+    print(f"a check that moves to the next stage (flag write through the pipeline): "
+          f"{per_check * 1000:.1f} ms ({dict(verdicts)}); "
+          f"{per_check / (results[1][0] / results[1][2]):.1f}x a holding check")  # fmt: skip
 
-    # 100x the volume in the same rows: the queries per check must not change.
-    Rollup.objects.filter(environment=env).update(users=100, events=1000)
-    later = now + timedelta(hours=1)
-    RolloutPlan.objects.filter(pk__in=[p.pk for p in plans]).update(next_check_at=later)
-    with CaptureQueriesContext(connection) as queries_100x:
-        done_100x = services.check_due(later)
-    per_rollout_100x = len(queries_100x) / max(1, len(done_100x))
 
-    print(f"setup: {args.rollouts} rollouts, {len(buckets)} rollup buckets/day each, {setup:.1f} s")
-    print(f"one beat pass: {len(done)} rollouts checked in {elapsed:.2f} s "
-          f"({elapsed / max(1, len(done)) * 1000:.1f} ms per rollout); "
-          f"target < {TARGET_SECONDS} s: "
-          f"{'PASS' if elapsed < TARGET_SECONDS else 'FAIL'}")  # fmt: skip
-    print(f"baseline, compare_flag for each rollout: {baseline:.2f} s; pass / baseline = "
-          f"{elapsed / baseline:.2f}")  # fmt: skip
-    print(f"queries per rollout: {per_rollout:.1f} at 1x volume, {per_rollout_100x:.1f} at 100x "
-          f"({'bounded' if per_rollout_100x == per_rollout else 'NOT bounded'})")  # fmt: skip
+def report(results: dict[int, tuple[float, float, int]], base: dict[str, float], n: int) -> None:
+    worst = max(elapsed for elapsed, _, _ in results.values())
+    counts = {round(per, 6) for _, per, _ in results.values()}
+    complete = all(done == n for _, _, done in results.values())
+    print(f"target: one pass over {n} rollouts < {TARGET_SECONDS:.0f} s at every volume: "
+          f"{'PASS' if worst < TARGET_SECONDS and complete else 'FAIL'} (slowest {worst:.2f} s)"
+          f"; queries per rollout the same at {'/'.join(f'{v}x' for v in VOLUMES)}: "
+          f"{'PASS (bounded)' if len(counts) == 1 else 'FAIL'}")  # fmt: skip
+    check = results[1][0] / results[1][2]
+    print(f"baselines, same run, 1x: compare_flag {base['compare_flag'] * 1000:.1f} ms per rollout"
+          f" (a check is {check / base['compare_flag']:.2f}x one compare_flag); one round trip "
+          f"{base['round_trip'] * 1000:.2f} ms (a check is {check / base['round_trip']:.0f} "
+          f"round trips)")  # fmt: skip
+    print(f"reading one rollout's rollups: {base['read_sql'] * 1000:.1f} ms in one query, "
+          f"{base['read_rows'] * 1000:.1f} ms row by row (the SQLite path): "
+          f"{base['read_rows'] / base['read_sql']:.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

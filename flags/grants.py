@@ -8,6 +8,9 @@ always say exactly what the grants say.
 A grant's user and project never change. Moving access from one person to another is a revoke
 and a new grant: editing the user of a grant in place would leave the old user's permissions
 behind (they are rows of their own, keyed by user).
+
+A grant's version is the number of history records it has (every write adds one): a caller
+that says which version it saw (the API always does) gets VersionConflict if it moved on.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from flags import roles
-from flags.errors import ChangeRejected, FieldError
+from flags.errors import ChangeRejected, FieldError, VersionConflict
 from flags.history import stamp
 from flags.models import AuditFields, Environment, Project, RoleGrant
 
@@ -51,6 +54,15 @@ def grant(
     return created
 
 
+def version_of(grant: RoleGrant) -> int:
+    return int(RoleGrant.history.filter(id=grant.pk).count())
+
+
+def _check_version(locked: RoleGrant, expected_version: int | None) -> None:
+    if expected_version is not None and version_of(locked) != expected_version:
+        raise VersionConflict(version_of(locked), expected_version)
+
+
 def change(
     grant: RoleGrant,
     *,
@@ -59,21 +71,31 @@ def change(
     actor: roles.UserLike,
     reason: str,
     source: str = ADMIN,
+    expected_version: int | None = None,
 ) -> RoleGrant:
     """Changes the role or the environments of an existing grant (never its user or project)."""
     envs = list(environments)
     with transaction.atomic():
         locked = _locked_grant(grant)
         roles.require(actor, "manage", locked.project)
+        _check_version(locked, expected_version)
         _validate(locked.project, role, envs, reason)
         return _change_locked(locked, role, envs, actor, reason, source)
 
 
-def revoke(grant: RoleGrant, *, actor: roles.UserLike, reason: str, source: str = ADMIN) -> None:
+def revoke(
+    grant: RoleGrant,
+    *,
+    actor: roles.UserLike,
+    reason: str,
+    source: str = ADMIN,
+    expected_version: int | None = None,
+) -> None:
     """Removes the grant and every permission it gave; the history keeps who, when and why."""
     with transaction.atomic():
         locked = _locked_grant(grant)
         roles.require(actor, "manage", locked.project)
+        _check_version(locked, expected_version)
         _require_reason(reason)
         if locked.role == Role.OWNER:
             _keep_an_owner(locked, "Revoking")

@@ -8,13 +8,52 @@ estimator here (``register_impact_estimator``) and the preview asks every regist
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flags.services.pipeline import EnvironmentEffect
 
-# (environment id, flag key, ruleset document before, after) -> an estimate in words, or None
-ImpactEstimator = Callable[[int, str, Mapping[str, Any], Mapping[str, Any]], str | None]
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """How many recently evaluated contexts a change moves to another variant or value.
+
+    ``changed`` is None when no honest count exists (``note`` says why); ``of`` is the number
+    of distinct contexts compared, ``sampled`` whether they are only the most recent ones.
+    """
+
+    changed: int | None
+    of: int
+    sampled: bool = False
+    note: str = ""
+
+    def words(self) -> str:
+        if self.changed is None:
+            return f"estimate unavailable: {self.note}"
+        if self.sampled:
+            text = (
+                f"{self.changed:,} of the {self.of:,} most recently evaluated contexts "
+                "(a sample of the last day's) would change"
+            )
+        else:
+            text = f"{self.changed:,} of the last day's {self.of:,} evaluated contexts would change"
+        return f"{text} ({self.note})" if self.note else text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "of": self.of,
+            "sampled": self.sampled,
+            "note": self.note,
+            "text": self.words(),
+        }
+
+
+# (environment id, flag key, ruleset document before, after) -> an estimate, or None when the
+# estimator has nothing to say. Called only for previews and change requests, never while
+# evaluating.
+ImpactEstimator = Callable[[int, str, Mapping[str, Any], Mapping[str, Any]], Impact | None]
 _ESTIMATORS: list[ImpactEstimator] = []
 
 
@@ -25,13 +64,14 @@ def register_impact_estimator(estimator: ImpactEstimator) -> None:
 
 def _impact(
     env_id: int, key: str, before: Mapping[str, Any], after: Mapping[str, Any]
-) -> str | None:
+) -> Impact | None:
     for estimator in _ESTIMATORS:
         try:
             estimate = estimator(env_id, key, before, after)
         except Exception:
+            # An estimate is a courtesy: it never stops a preview or a change request.
             estimate = None
-        if estimate:
+        if estimate is not None:
             return estimate
     return None
 
@@ -66,12 +106,16 @@ def describe_effect(effect: EnvironmentEffect) -> dict[str, Any]:
     for key in effect.flags:
         before = (effect.before.get("flags") or {}).get(key) or {}
         after = (effect.after.get("flags") or {}).get(key) or {}
+        estimate = _impact(env.pk, key, effect.before, effect.after)
         flags.append(
             {
                 "flag": key,
                 "before": _flag_sentence(before) if before else "(not served)",
                 "after": _flag_sentence(after) if after else "(not served)",
-                "impact": _impact(env.pk, key, effect.before, effect.after),
+                # ``impact`` is the estimate in words (what the sentence shows); ``estimate``
+                # the same as numbers, for the API.
+                "impact": estimate.words() if estimate is not None else None,
+                "estimate": estimate.as_json() if estimate is not None else None,
             }
         )
     return {
@@ -83,16 +127,26 @@ def describe_effect(effect: EnvironmentEffect) -> dict[str, Any]:
 
 
 def sentence(preview: list[dict[str, Any]]) -> str:
-    """The preview as one line: "this change alters production for ai-chatbot (412 of ...)"."""
+    """The preview as one line: "This change alters production for ai-chatbot: 412 of ..."."""
     if not preview:
         return "This change alters no environment's evaluation."
     parts = []
     for env in preview:
         names = ", ".join(
-            f["flag"] + (f" ({f['impact']})" if f.get("impact") else "") for f in env["flags"]
+            f["flag"] + (f": {f['impact']}" if f.get("impact") else "") for f in env["flags"]
         )
         parts.append(f"{env['environment']} for {names or 'no flag'}")
     return "This change alters " + "; ".join(parts) + "."
+
+
+def impacts(preview: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every flag's estimate, flat: what the API's dry run returns as ``impact``."""
+    return [
+        {"environment": env["environment"], "flag": f["flag"], **f["estimate"]}
+        for env in preview
+        for f in env["flags"]
+        if f.get("estimate")
+    ]
 
 
 def _value(name: str, value: Any) -> str:

@@ -214,6 +214,13 @@ if EMBEDDED:
 FLAGSITE_ROLLOUT_TIME_SCALE: float = env.float(
     "FLAGSITE_ROLLOUT_TIME_SCALE", default=720.0 if FLAGSITE_ENV == "demo" else 1.0
 )
+# A rollout check's transaction holds the plan's row lock. If its worker stops without closing
+# the connection (frozen, or its machine lost: PostgreSQL sees no disconnect until TCP keepalive,
+# hours later), PostgreSQL ends that session after this long idle in the transaction, so the lock
+# is freed and the next pass checks the plan. A check itself takes well under a second.
+FLAGSITE_ROLLOUT_CHECK_IDLE_TIMEOUT_SECONDS: float = env.float(
+    "FLAGSITE_ROLLOUT_CHECK_IDLE_TIMEOUT_SECONDS", default=30.0
+)
 # Analytics exports (analytics/exports): retries of one batch, and how long a stored exposure
 # waits before export (so an ingest transaction that commits late is never overtaken).
 EXPORT_RETRY_ATTEMPTS: int = env.int("FLAGSITE_EXPORT_RETRY_ATTEMPTS", default=5)
@@ -299,6 +306,7 @@ SPECTACULAR_SETTINGS = {
         "OfrepItemCodeEnum": "flags.api.ofrep_schema.ITEM_CODES",
         "FlagKindEnum": "flags.models.Flag.Kind",
         "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
+        "ApiKeyKindEnum": "apikeys.models.ApiKey.Kind",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -338,7 +346,12 @@ FLAGSITE_SSE_MAX_STREAMS_PER_KEY: int = env.int("FLAGSITE_SSE_MAX_STREAMS_PER_KE
 # Rulesets that heal: pub/sub is the fast path; each process also re-reads the stored versions
 # of the environments it serves (and the keys it has cached) every this many seconds, so a lost
 # message or a write from a process without Redis reaches it anyway. 0 turns the check off.
-FLAGSITE_HEAL_INTERVAL_SECONDS: float = env.float("FLAGSITE_HEAL_INTERVAL_SECONDS", default=1.0)
+# The embedded mode has no Redis: this check is the only way a change made by the worker (an
+# automatic rollback) reaches the server's SDK streams, so it runs 4x a second there to keep
+# that under a second; a few one-row SQLite reads a second cost nothing.
+FLAGSITE_HEAL_INTERVAL_SECONDS: float = env.float(
+    "FLAGSITE_HEAL_INTERVAL_SECONDS", default=0.25 if EMBEDDED else 1.0
+)
 # False: this process does not subscribe to Redis pub/sub (tests of the safety net; a process
 # that should rely on the periodic check only). Publishing is unaffected.
 FLAGSITE_REALTIME_PUBSUB: bool = env.bool("FLAGSITE_REALTIME_PUBSUB", default=True)

@@ -21,6 +21,7 @@ urlpatterns = [
     # The evaluation endpoints first: URL resolution tries patterns in order, on every request.
     path("", include("flags.api.urls")),
     path("", include("analytics.urls")),
+    path("", include("apikeys.urls")),
     # "/" and the admin's "View site" lead to the admin home (the dashboard).
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("api/v1/", include("hygiene.api.urls")),

@@ -1,7 +1,7 @@
 """From analytics to the decision's Evidence: the comparison of flag-on against control.
 
 ``evidence_from_series`` is pure (the simulator's fast path calls it with in-memory series);
-``gather`` reads the rollups (two queries whatever the event volume).
+``gather`` reads the rollups (one query whatever the event volume).
 
 The window runs from the rollout's start, not the stage's: each metric then has one sequential
 test over the whole rollout, valid however often it is checked, and the false-positive rate is
@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 
-from analytics.models import EventKind, Rollup
-from analytics.selectors import Window, configured_split, empty_series
+from analytics.look_totals import look_totals
+from analytics.selectors import COMPARED_METRICS, Window, empty_series, split_of
 from analytics.stats import ComparisonConfig, VariantSeries, compare
 from analytics.stats.compare import MetricComparison, compare_rate, sample_ratio_check
-from analytics.stats.histogram import N_BUCKETS, as_histogram
+from flags.models import FlagState
 from rollouts.decision import Evidence, GuardrailSpec, MetricEvidence
 
 MAX_LOOKS = 500
@@ -147,95 +146,57 @@ def evidence_from_series(
     )
 
 
-METRICS = (EventKind.EXPOSURE, EventKind.ERROR, EventKind.CONVERSION, EventKind.LATENCY)
-
-
-@dataclass
-class _Counts:
-    looks: int
-    users: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
-    events: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
-    latency: npt.NDArray[np.int64] | None = None
-
-    def add(self, table: dict[str, npt.NDArray[np.int64]], metric: str, look: int, n: int) -> None:
-        if metric not in table:
-            table[metric] = np.zeros(self.looks, np.int64)
-        table[metric][look] += n
-
-    def cumulative(
-        self, table: dict[str, npt.NDArray[np.int64]], metric: str
-    ) -> npt.NDArray[np.int64]:
-        return np.cumsum(table.get(metric, np.zeros(self.looks, np.int64)))
-
-
 def rollout_series(
     environment_id: int, flag_key: str, window: Window, custom_names: Sequence[str] = ()
 ) -> tuple[list[VariantSeries], list[VariantSeries], dict[str, list[VariantSeries]]]:
     """One query over the flag's rollups in the window: per variant, the user series, the
     request series and, per custom metric, its events per request."""
-    wanted = [*METRICS, *(f"custom:{n}" for n in custom_names)]
-    rows = Rollup.objects.filter(
-        environment_id=environment_id,
-        flag_key=flag_key,
-        bucket_start__gte=window.start,
-        bucket_start__lt=window.end,
-        metric__in=wanted,
-    ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram")
-    counts: dict[str, _Counts] = {}
-    for variant, metric, start, users, events, histogram in rows:
-        c = counts.setdefault(variant, _Counts(window.looks))
-        look = window.look_of(start)
-        c.add(c.users, metric, look, users)
-        c.add(c.events, metric, look, events)
-        if metric == EventKind.LATENCY and histogram is not None:
-            if c.latency is None:
-                c.latency = np.zeros((window.looks, N_BUCKETS), np.int64)
-            c.latency[look] += as_histogram(histogram)
+    wanted = [*COMPARED_METRICS, *(f"custom:{n}" for n in custom_names)]
+    totals = look_totals(environment_id, flag_key, window, wanted)
     user_series, request_series = [], []
     custom: dict[str, list[VariantSeries]] = {n: [] for n in custom_names}
-    for variant in sorted(counts):
-        c = counts[variant]
-        hist = np.cumsum(
-            c.latency if c.latency is not None else np.zeros((window.looks, N_BUCKETS), np.int64),
-            axis=0,
-        )
+    for variant in totals.variants:
+        hist = totals.cumulative_latency(variant)
+        users = totals.cumulative_users
         user_series.append(
             VariantSeries(
-                variant, c.cumulative(c.users, "exposure"), c.cumulative(c.users, "error"),
-                c.cumulative(c.users, "conversion"), hist,
+                variant, users(variant, "exposure"), users(variant, "error"),
+                users(variant, "conversion"), hist,
             )
         )  # fmt: skip
-        requests = c.cumulative(c.events, "latency")
+        events = totals.cumulative_events
+        requests = events(variant, "latency")
         request_series.append(
             VariantSeries(
                 variant, requests,
-                np.minimum(c.cumulative(c.events, "error"), requests),
-                np.minimum(c.cumulative(c.events, "conversion"), requests), hist,
+                np.minimum(events(variant, "error"), requests),
+                np.minimum(events(variant, "conversion"), requests), hist,
             )
         )  # fmt: skip
         for name in custom_names:
-            got = np.minimum(c.cumulative(c.events, f"custom:{name}"), requests)
+            got = np.minimum(events(variant, f"custom:{name}"), requests)
             custom[name].append(VariantSeries(variant, requests, got, got, hist))
     return user_series, request_series, custom
 
 
 def gather(
-    environment_id: int,
-    flag_key: str,
+    state: FlagState,
     request: EvidenceRequest,
     started_at: datetime,
     stage_started_at: datetime,
     now: datetime,
 ) -> Evidence:
-    """Evidence from the rollups of the flag since the rollout started (two queries, whatever
-    the event volume). Never raises: a failure becomes Evidence.failure, which holds."""
+    """Evidence from the rollups of the flag since the rollout started (one query, whatever
+    the event volume; the split comes from ``state``, which the caller has read with its flag).
+    Never raises: a failure becomes Evidence.failure, which holds."""
     try:
         window = window_for(started_at, now)
-        split = configured_split(environment_id, flag_key)
-        if split is None:
-            raise LookupError(f"the flag {flag_key!r} has no state in this environment")
+        split = split_of(state)
+        flag_key = state.flag.key
         names = [g.custom_name for g in request.guardrails if g.metric == "custom"]
-        users, requests, custom_series = rollout_series(environment_id, flag_key, window, names)
+        users, requests, custom_series = rollout_series(
+            state.environment_id, flag_key, window, names
+        )
         custom = {
             name: (
                 _pick(series, request.off_variant, window),

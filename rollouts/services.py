@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from flags import roles
@@ -87,21 +87,27 @@ def stage_spec(plan: RolloutPlan, stage: RolloutStage) -> StageSpec:
                      stage.requires_approval)  # fmt: skip
 
 
-def plan_spec(plan: RolloutPlan, stages: Sequence[RolloutStage]) -> PlanSpec:
+def plan_spec(
+    plan: RolloutPlan,
+    stages: Sequence[RolloutStage],
+    guardrails: tuple[GuardrailSpec, ...] | None = None,
+) -> PlanSpec:
     return PlanSpec(
         tuple(stage_spec(plan, s) for s in stages),
-        guardrail_specs(plan),
+        guardrail_specs(plan) if guardrails is None else guardrails,
         plan.insufficient_traffic_extension_seconds,
         environment_requires_approval=plan.flag_state.environment.requires_approval,
         plan_approved=plan.approved_by_id is not None,
     )
 
 
-def evidence_request(plan: RolloutPlan) -> EvidenceRequest:
+def evidence_request(
+    plan: RolloutPlan, guardrails: tuple[GuardrailSpec, ...] | None = None
+) -> EvidenceRequest:
     return EvidenceRequest(
         plan.on_variant,
         plan.off_variant,
-        guardrail_specs(plan),
+        guardrail_specs(plan) if guardrails is None else guardrails,
         plan.false_positive_rate,
         plan.design_sample,
         srm_applies=plan.current_stage == 0,
@@ -240,6 +246,11 @@ def _lock(plan: RolloutPlan | int) -> RolloutPlan:
     )
 
 
+def _next_sequence(plan: RolloutPlan) -> int:
+    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first()
+    return (last or 0) + 1
+
+
 def _record(
     plan: RolloutPlan,
     now: datetime,
@@ -252,8 +263,10 @@ def _record(
     stage: int | None = None,
     evidence: Evidence | None = None,
     result: Verdict | None = None,
+    sequence: int | None = None,
 ) -> RolloutCheck:
-    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    if sequence is None:
+        sequence = _next_sequence(plan)
     samples: dict[str, Any] = {}
     if evidence is not None:
         samples = {
@@ -277,7 +290,7 @@ def _record(
         }
     return RolloutCheck.objects.create(
         plan=plan,
-        sequence=last + 1,
+        sequence=sequence,
         checked_at=now,
         stage=plan.current_stage if stage is None else stage,
         verdict=verdict,
@@ -527,6 +540,7 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
     running, or another worker holds it right now."""
     now = now or timezone.now()
     with transaction.atomic():
+        _end_if_abandoned()
         locked = (
             RolloutPlan.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("flag_state__environment__project", "flag_state__flag", "approved_by")
@@ -545,17 +559,32 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
             )  # fmt: skip
         stages = _stages(locked)
         stage = stages[locked.current_stage]
+        guardrails = guardrail_specs(locked)  # one read for the evidence and the decision
         evidence = gather(
-            state.environment_id, state.flag.key, evidence_request(locked),
+            state, evidence_request(locked, guardrails),
             locked.started_at or now, locked.stage_started_at or now, now,
         )  # fmt: skip
         verdict = decide(
-            plan_spec(locked, stages),
+            plan_spec(locked, stages, guardrails),
             stage_spec(locked, stage),
             Clock(now, locked.stage_started_at or now, time_scale()),
             evidence,
         )
         return _apply_verdict(locked, stages, now, verdict, evidence)
+
+
+def _end_if_abandoned() -> None:
+    """Has PostgreSQL end this transaction's session if it sits idle for longer than the
+    setting: a worker that stopped mid-check without closing its connection would otherwise
+    hold the plan's lock, and every later pass would skip the plan, until TCP keepalive noticed
+    (hours). SET LOCAL: only this transaction, the pooled connection keeps its defaults."""
+    if connection.vendor != "postgresql":
+        return  # SQLite (the embedded mode) has no row locks to hold
+    ms = int(float(settings.FLAGSITE_ROLLOUT_CHECK_IDLE_TIMEOUT_SECONDS) * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)", [str(ms)]
+        )
 
 
 def _apply_verdict(
@@ -570,9 +599,7 @@ def _apply_verdict(
     stage_index = locked.current_stage
     applied = ""
     event = ""
-    sequence = (
-        locked.checks.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-    ) + 1
+    sequence = _next_sequence(locked)
     codes = ", ".join(dict.fromkeys(str(c) for c in verdict.codes))
     # The flag's history keeps a short reason; the evidence is the timeline's check record.
     text = (
@@ -605,7 +632,7 @@ def _apply_verdict(
     )
     record = _record(
         locked, now, record_verdict, reasons, actor=str(apply.actor_for(locked)), manual=False,
-        applied=applied, stage=stage_index, evidence=evidence, result=verdict,
+        applied=applied, stage=stage_index, evidence=evidence, result=verdict, sequence=sequence,
     )  # fmt: skip
     if event:
         notify.queue(locked, record, event, summary)

@@ -123,6 +123,34 @@ def percentile_with_ci(
     return PercentileEstimate(q, value, lower, upper)
 
 
+def percentiles_with_ci(
+    histogram: IntArray, qs: tuple[float, ...], confidence: float = 0.95
+) -> list[PercentileEstimate]:
+    """``percentile_with_ci`` for several quantiles, with one call of the binomial quantile
+    function for all of them (it is elementwise, so the ranks are the same; the call's fixed
+    cost is what a check pays per percentile otherwise)."""
+    n = int(histogram.sum())
+    if n == 0:
+        return [PercentileEstimate(q, None, None, None) for q in qs]
+    tail = (1.0 - confidence) / 2.0
+    probabilities = np.array([tail] * len(qs) + [1.0 - tail] * len(qs))
+    ranks = stats.binom.ppf(probabilities, n, np.array(qs * 2))
+    cumulative = np.cumsum(histogram)
+    estimates = []
+    for i, q in enumerate(qs):
+        lower_rank = int(ranks[i])
+        upper_rank = int(ranks[len(qs) + i]) + 1
+        value = float(_REPRESENTATIVES[np.searchsorted(cumulative, max(1, math.ceil(q * n)))])
+        lower = upper = None
+        if lower_rank >= 1:
+            lower = float(BUCKET_EDGES_MS[np.searchsorted(cumulative, lower_rank)])
+        if upper_rank <= n:
+            bucket = int(np.searchsorted(cumulative, upper_rank))
+            upper = float(BUCKET_EDGES_MS[bucket + 1]) if bucket + 1 < N_BUCKETS else math.inf
+        estimates.append(PercentileEstimate(q, value, lower, upper))
+    return estimates
+
+
 def log_moments(histogram: IntArray) -> tuple[int, float, float]:
     """Count, mean and variance of log(latency) using bucket midpoints (for sequential tests)."""
     n = int(histogram.sum())
@@ -131,4 +159,19 @@ def log_moments(histogram: IntArray) -> tuple[int, float, float]:
     logs = np.log(_REPRESENTATIVES)
     mean = float((histogram * logs).sum() / n)
     var = float((histogram * (logs - mean) ** 2).sum() / max(n - 1, 1))
+    return n, mean, var
+
+
+def log_moments_per_row(
+    histograms: IntArray,
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """``log_moments`` of every row of a (rows, N_BUCKETS) matrix at once: the same two-pass
+    arithmetic row by row, so each row's result equals log_moments of that row (a rollout's
+    sequential latency test needs them for each of up to 500 looks). Rows with no sample give
+    a count of 0 and undefined (nan) moments."""
+    n = histograms.sum(axis=1)
+    logs = np.log(_REPRESENTATIVES)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (histograms * logs).sum(axis=1) / n
+        var = (histograms * (logs - mean[:, np.newaxis]) ** 2).sum(axis=1) / np.maximum(n - 1, 1)
     return n, mean, var

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from analytics.stats.distributions import normal_sf
 from analytics.stats.histogram import IntArray
 
 
@@ -44,4 +44,4 @@ def mann_whitney_from_histograms(control: IntArray, treatment: IntArray) -> Rank
     var = n_c * n_t / 12.0 * ((n + 1.0) - tie_term)
     mean = n_c * n_t / 2.0
     z = (u - mean) / float(np.sqrt(var)) if var > 0 else 0.0
-    return RankTestResult(u, u / (n_c * n_t), z, float(2.0 * stats.norm.sf(abs(z))))
+    return RankTestResult(u, u / (n_c * n_t), z, 2.0 * normal_sf(abs(z)))

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+
+from analytics.stats.distributions import normal_ppf, normal_sf
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -17,7 +18,7 @@ def wilson_interval(
     """Wilson score interval; unlike the Wald interval it behaves near 0 and 1 (error rates)."""
     x = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    z = normal_ppf(0.5 + confidence / 2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = x / n
         denom = 1.0 + z**2 / n
@@ -68,7 +69,7 @@ def two_proportion_test(
     rates (errors) where the Wald interval of the difference undercovers.
     """
     z = float(pooled_z(x_control, n_control, x_treat, n_treat))
-    p_value = float(2.0 * stats.norm.sf(abs(z)))
+    p_value = 2.0 * normal_sf(abs(z))
     pc = x_control / n_control
     pt = x_treat / n_treat
     lc, uc = (float(v) for v in wilson_interval(x_control, n_control, confidence))

@@ -26,7 +26,7 @@ from flags.api.pagination import Pagination
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.throttling import ManagementThrottle
 from flags.models import Environment, Flag, FlagState, Project, Segment
-from flags.preview import describe_effect, sentence
+from flags.preview import describe_effect, impacts, sentence
 
 SOURCE = services.Source.API
 DRY_RUN = OpenApiParameter(
@@ -44,6 +44,9 @@ def preview_body(outcome: services.Outcome) -> dict[str, Any]:
         "summary": sentence(environments),
         "needsApproval": any(e.needs_approval for e in outcome.effects),
         "environments": environments,
+        # Per flag and environment: {environment, flag, changed, of, sampled, note, text};
+        # "changed" is null where exposures cannot tell (the note says why).
+        "impact": impacts(environments),
     }
 
 

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from flags.api import change_requests as cr
+from flags.api import grants as g
 from flags.api import management as m
 
 P = "projects/<str:project>"
@@ -24,4 +25,6 @@ urlpatterns = [
     path(f"{P}/change-requests", cr.ChangeRequestList.as_view(), name="api-change-requests"),
     path(f"{P}/change-requests/<int:pk>", cr.ChangeRequestDetail.as_view(), name="api-cr"),
     path(f"{P}/change-requests/<int:pk>/<str:decision>", cr.Decide.as_view(), name="api-cr-do"),
+    path(f"{P}/role-grants", g.GrantList.as_view(), name="api-role-grants"),
+    path(f"{P}/role-grants/<int:pk>", g.GrantDetail.as_view(), name="api-role-grant"),
 ]

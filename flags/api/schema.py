@@ -43,6 +43,24 @@ class Conflict(serializers.Serializer[Any]):
     approvalRequired = serializers.BooleanField(required=False, help_text="Submit a request.")
 
 
+class ImpactOut(serializers.Serializer[Any]):
+    """One flag's estimate in one environment, from the last day's exposures."""
+
+    environment = serializers.CharField()
+    flag = serializers.CharField()
+    changed = serializers.IntegerField(
+        allow_null=True,
+        help_text="Distinct contexts whose variant or value would change; null when exposures "
+        "cannot tell (the rules read attributes exposures do not keep): see note.",
+    )
+    of = serializers.IntegerField(help_text="Distinct contexts compared.")
+    sampled = serializers.BooleanField(
+        help_text="Only the most recent contexts were compared (the cap was reached)."
+    )
+    note = serializers.CharField(help_text="How the number was obtained, or why there is none.")
+    text = serializers.CharField(help_text="The estimate in words, as the admin shows it.")
+
+
 class PreviewOut(serializers.Serializer[Any]):
     """What ``?dryRun=true`` answers instead of the object (flags.api.management)."""
 
@@ -50,6 +68,7 @@ class PreviewOut(serializers.Serializer[Any]):
     summary = serializers.CharField()
     needsApproval = serializers.BooleanField()
     environments = serializers.ListField(child=serializers.DictField())
+    impact = ImpactOut(many=True)
 
 
 _ERRORS: dict[int, OpenApiResponse] = {

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from flags import roles
 from flags import services as flag_services
 from flags.models import Environment, FlagState, Project
+from tests.integration.rollouts.workers import workers  # noqa: F401  (a fixture of this package)
 
 SYSTEM = flag_services.Actor.automation("tests")
 

@@ -160,25 +160,35 @@ def plan_status(plan_id: int) -> dict[str, Any]:
 
 
 def _main(argv: Sequence[str]) -> None:
+    """Commands for a process of the embedded mode (each start of Django costs seconds, so
+    each command does all it can in one process)."""
+    import time
+
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.utils import timezone
 
     command, *args = argv
-    if command == "red-rollout":
+    if command == "migrate-and-red-rollout":
+        call_command("migrate", interactive=False, verbosity=0)
         rollout = make_rollout(args[0])
         send_red_traffic(rollout.environment_id, timezone.now() - timedelta(minutes=30))
         print(json.dumps(asdict(rollout)))
-    elif command == "rollback-written-at":
-        print(json.dumps(rollback_written_at(int(args[0]))))
-    elif command == "plan-status":
-        print(json.dumps(plan_status(int(args[0]))))
-    elif command == "check-task":
+    elif command == "beat-pass-until-rolled-back":
+        # One beat pass through the file-system broker; prints when the rollback was written.
+        from rollouts.models import RolloutPlan
         from rollouts.tasks import check_rollouts
 
+        plan_id = int(args[0])
         check_rollouts.delay()
-        print(json.dumps("sent"))
+        deadline = time.monotonic() + 60
+        while RolloutPlan.objects.get(pk=plan_id).status != RolloutPlan.Status.ROLLED_BACK:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not rolled back: {plan_status(plan_id)}")
+            time.sleep(0.05)
+        print(json.dumps({"written_at": rollback_written_at(plan_id), **plan_status(plan_id)}))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

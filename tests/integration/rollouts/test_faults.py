@@ -13,8 +13,8 @@ No sleeps: a test makes a worker wait where it wants it by holding a row lock th
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -23,7 +23,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from celery.result import AsyncResult
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -40,40 +39,10 @@ from tests.integration.rollouts.scenario import (
     send_red_traffic,
     send_traffic,
 )
-from tests.support.processes import ServerProcess, WorkerProcess, free_port, wait_until
+from tests.integration.rollouts.workers import WAIT, StartWorker, new_queue, send_check
+from tests.support.processes import ServerProcess, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("transactional_db")]
-StartWorker = Callable[..., WorkerProcess]
-WAIT = 60  # seconds: generous for workers importing Django on a loaded machine
-
-
-@pytest.fixture
-def workers() -> Iterator[StartWorker]:
-    started: list[WorkerProcess] = []
-
-    def start(queue: str, extra_env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(connection.settings_dict["NAME"], queue, extra_env or {})
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-def new_queue() -> str:
-    """A queue of this test's own: no other worker of the run takes its tasks."""
-    return f"{settings.REDIS_PREFIX}-faults-{uuid.uuid4().hex[:8]}"
-
-
-def send_check(queue: str, now: datetime | None = None, **options: Any) -> AsyncResult[int]:
-    """One beat pass (what the schedule sends), with its result kept so the test can wait."""
-    kwargs = {"now": now.isoformat()} if now is not None else {}
-    result: AsyncResult[int] = check_rollouts.apply_async(
-        kwargs=kwargs, queue=queue, ignore_result=False, **options
-    )
-    return result
 
 
 def fast_rollout(project: str) -> Rollout:
@@ -205,23 +174,33 @@ def test_two_workers_at_once_apply_each_stage_exactly_once(workers: StartWorker)
         assert_applied_once(rollout, [50_000, 100_000])
 
 
-def test_a_worker_killed_between_decision_and_write_leaves_nothing_half_done(
-    workers: StartWorker,
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
+def test_a_worker_lost_between_decision_and_write_leaves_nothing_half_done(
+    workers: StartWorker, fault: str
 ) -> None:
+    """``killed``: SIGKILL, its connection closes. ``frozen``: SIGSTOP, its connection stays
+    open, as when a worker's machine is lost; PostgreSQL ends the abandoned transaction after
+    the check's idle limit (1 s here)."""
     doomed_queue, next_queue = new_queue(), new_queue()
-    doomed = workers(doomed_queue)
+    doomed = workers(doomed_queue, {"FLAGSITE_ROLLOUT_CHECK_IDLE_TIMEOUT_SECONDS": "1"})
     workers(next_queue)
-    rollout = fast_rollout("killed-worker")
+    rollout = fast_rollout(f"{fault}-worker")
     before = FlagState.objects.get(pk=rollout.state_id)
 
     with row_locked(FlagState, rollout.state_id) as locker:
         lost = send_check(doomed_queue)
         backend = one_blocked(locker)
-        assert plan_row_locked(rollout.plan_id)  # the killed worker held the plan's lock
-        doomed.kill()
-    # PostgreSQL rolls the dead worker's transaction back as soon as its backend notices the
-    # connection is gone (here: when it gets the flag's row and cannot answer).
-    wait_until(lambda: not backend_alive(backend), WAIT, "the dead worker's backend to end")
+        assert plan_row_locked(rollout.plan_id)  # the lost worker holds the plan's lock
+        assert doomed.proc is not None
+        frozen = doomed.proc
+        if fault == "killed":
+            doomed.kill()
+        else:
+            frozen.send_signal(signal.SIGSTOP)
+    # Released: the lost worker's backend gets the flag's row and cannot go on. PostgreSQL
+    # rolls its transaction back when it sees the connection closed (killed) or when the
+    # transaction has been idle past the limit (frozen).
+    wait_until(lambda: not backend_alive(backend), WAIT, "the lost worker's backend to end")
 
     state = FlagState.objects.get(pk=rollout.state_id)
     assert (state.version, state.default_serve) == (before.version, before.default_serve)
@@ -229,7 +208,7 @@ def test_a_worker_killed_between_decision_and_write_leaves_nothing_half_done(
     plan = RolloutPlan.objects.get(pk=rollout.plan_id)
     assert (plan.current_stage, plan.status) == (0, "running")
     assert not plan.notifications.exists()
-    # acks_late: the killed task's message is not acknowledged, so the broker still holds it
+    # acks_late: the lost task's message is not acknowledged, so the broker still holds it
     # and delivers it again after its visibility timeout.
     assert lost.id in unacked_task_ids()
 
@@ -238,6 +217,8 @@ def test_a_worker_killed_between_decision_and_write_leaves_nothing_half_done(
     # The same message delivered again (as after the visibility timeout): nothing to do.
     assert send_check(next_queue, task_id=lost.id).get(timeout=WAIT) == 0
     assert_applied_once(rollout, [50_000])
+    if fault == "frozen":
+        doomed.kill()
 
 
 def unacked_task_ids() -> set[str]:

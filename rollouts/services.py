@@ -4,7 +4,9 @@ Every function runs one transaction holding the plan's row lock; the timeline re
 new position and the flag write (rollouts.apply) commit together or not at all, so a worker
 killed mid-check leaves nothing half done, and the next check simply runs again. Two workers:
 the scheduled check takes the lock with SKIP LOCKED and re-reads ``next_check_at`` under it, so
-a plan is checked by one of them and a stage is never applied twice.
+a plan is checked by one of them and a stage is never applied twice. A worker that stops
+without closing its connection (frozen, its machine lost) loses the lock after an idle limit
+(``_end_if_abandoned``). docs/rollouts.md "Failure safety" lists what the tests show.
 """
 
 from __future__ import annotations
@@ -539,8 +541,10 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
     """Checks one running rollout if it is due and applies the verdict. None: not due, not
     running, or another worker holds it right now."""
     now = now or timezone.now()
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        _end_if_abandoned()
+        if outermost:  # the limit is for this check's own transaction, not a caller's
+            _end_if_abandoned()
         locked = (
             RolloutPlan.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("flag_state__environment__project", "flag_state__flag", "approved_by")

@@ -99,15 +99,15 @@ def look_totals(
     return totals_from_rows(rows, window)
 
 
-# The look of a row is computed in whole microseconds, as Window.look_of computes it in Python
-# (a float quotient of two microsecond counts, exact at these magnitudes, then truncated).
+# Bucket starts come back as timestamptz[] in the binary format: microseconds since 2000-01-01
+# UTC, whole numbers, from which the looks are computed exactly (Window.look_of divides the
+# same microsecond counts; its float quotient is exact at these magnitudes, then truncated).
 _SQL = """
-SELECT variant, metric, array_agg(look), array_agg(users), array_agg(events),
-       array_agg(look) FILTER (WHERE latency), array_agg(histogram) FILTER (WHERE latency)
+SELECT variant, metric, array_agg(bucket_start), array_agg(users), array_agg(events),
+       array_agg(bucket_start) FILTER (WHERE latency), array_agg(histogram) FILTER (WHERE latency)
 FROM (
-    SELECT variant, metric, users, events, histogram,
-           metric = %(latency)s AND histogram IS NOT NULL AS latency,
-           ((extract(epoch FROM bucket_start) * 1000000)::bigint - %(start)s) / %(step)s AS look
+    SELECT variant, metric, bucket_start, users, events, histogram,
+           metric = %(latency)s AND histogram IS NOT NULL AS latency
     FROM {table}
     WHERE environment_id = %(environment)s AND flag_key = %(flag)s
       AND bucket_start >= %(start_at)s AND bucket_start < %(end_at)s
@@ -117,9 +117,8 @@ GROUP BY variant, metric
 """
 
 
-def _microseconds(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _totals_in_sql(
@@ -131,10 +130,9 @@ def _totals_in_sql(
     raw = psycopg.Cursor(connection.connection)
     raw.format = psycopg.pq.Format.BINARY
     raw.adapters.register_loader(_INT8_ARRAY_OID, _Int8ArrayLoader)
+    raw.adapters.register_loader(_TIMESTAMPTZ_ARRAY_OID, _Int8ArrayLoader)
     params = {
         "latency": str(EventKind.LATENCY),
-        "start": _microseconds(window.start),
-        "step": window.look_interval // _MICROSECOND,
         "environment": environment_id,
         "flag": flag_key,
         "start_at": window.start,
@@ -146,9 +144,15 @@ def _totals_in_sql(
         cursor.execute(_SQL.format(table=Rollup._meta.db_table), params)
         rows = cursor.fetchall()
     totals = LookTotals(window.looks)
+    start = (window.start - _POSTGRES_EPOCH) // _MICROSECOND
+    step = window.look_interval // _MICROSECOND
     last = window.looks - 1
-    for variant, metric, looks, users, events, histogram_looks, histograms in rows:
-        at = np.minimum(looks, last)
+
+    def looks_of(starts: IntArray) -> IntArray:
+        return np.minimum((starts - start) // step, last)
+
+    for variant, metric, starts, users, events, histogram_starts, histograms in rows:
+        at = looks_of(starts)
         for table, values in ((totals.users, users), (totals.events, events)):
             table[(variant, metric)] = np.zeros(window.looks, np.int64)
             np.add.at(table[(variant, metric)], at, values)
@@ -158,19 +162,25 @@ def _totals_in_sql(
             if (histograms < 0).any():
                 raise ValueError("histogram counts cannot be negative")
             per_look = np.zeros((window.looks, N_BUCKETS), np.int64)
-            np.add.at(per_look, np.minimum(histogram_looks, last), histograms)
+            at = looks_of(histogram_starts)
+            if len(np.unique(at)) == len(at):
+                per_look[at] = histograms  # one row per look, the usual case: no adding
+            else:
+                np.add.at(per_look, at, histograms)
             totals.latency[variant] = per_look
     return totals
 
 
-_MICROSECOND = timedelta(microseconds=1)
 _INT8_ARRAY_OID = psycopg.adapters.types["int8"].array_oid
+# Binary timestamptz is an int64 of microseconds since _POSTGRES_EPOCH: decoded the same way.
+_TIMESTAMPTZ_ARRAY_OID = psycopg.adapters.types["timestamptz"].array_oid
 _HEADER = struct.Struct(">iiI")
 _ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
 
 
 class _Int8ArrayLoader(Loader):
-    """bigint[] in PostgreSQL's binary format → an int64 numpy array of the same shape.
+    """bigint[] (or timestamptz[]) in PostgreSQL's binary format → an int64 numpy array of the
+    same shape.
 
     The format: dimensions, a has-nulls flag and the element type, a (size, lower bound) pair
     per dimension, then per element its length (8) and its big-endian value.

@@ -41,6 +41,7 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ.setdefault("FLAGSITE_REDIS_PREFIX", "ro-bench")
 TARGET_SECONDS = 10.0
 PREFIX = "ro-bench-"
+FLAGS_PER_PROJECT = 50
 VOLUMES = (1, 10, 100)
 SHAPES = 16  # distinct latency histograms, picked per bucket
 ON_USERS = 5  # new users per bucket in the on arm at 1x (the off arm: 19 times as many)
@@ -50,13 +51,13 @@ ON_USERS = 5  # new users per bucket in the on arm at 1x (the off arm: 19 times 
 INSERT = """
 INSERT INTO analytics_rollup
     (environment_id, flag_key, variant, metric, bucket_start, users, events, value_sum, histogram)
-SELECT %(env)s, f.key, s.variant, m.metric, b.at,
+SELECT f.env, f.key, s.variant, m.metric, b.at,
        CASE m.metric WHEN 'exposure' THEN s.users WHEN 'latency' THEN 0 ELSE s.users / 5 END,
        CASE m.metric WHEN 'exposure' THEN s.users WHEN 'error' THEN s.errors
                      WHEN 'conversion' THEN s.conversions ELSE s.requests END,
        0.0,
        CASE WHEN m.metric = 'latency' THEN s.histogram END
-FROM unnest(%(flags)s::text[]) AS f(key)
+FROM unnest(%(envs)s::int[], %(flags)s::text[]) AS f(env, key)
 CROSS JOIN generate_series(%(start)s::timestamptz, %(last)s::timestamptz, %(step)s::interval)
     AS b(at)
 JOIN bench_shapes AS s ON s.k = abs(hashtext(f.key || b.at::text)) %% %(shapes)s
@@ -75,17 +76,25 @@ def setup_django() -> None:
 
 
 def retire_earlier_runs() -> None:
+    from django.db import connection
+
     from analytics.models import Rollup
     from rollouts.models import RolloutPlan
 
     earlier = {"environment__project__key__startswith": PREFIX}
-    Rollup.objects.filter(**earlier).delete()
+    if Rollup.objects.exclude(**earlier).exists():
+        Rollup.objects.filter(**earlier).delete()
+    else:  # only rows of earlier runs
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {Rollup._meta.db_table}")
     RolloutPlan.objects.filter(
         status__in=RolloutPlan.ACTIVE, flag_state__environment__project__key__startswith=PREFIX
     ).update(status=RolloutPlan.Status.ABORTED)
 
 
-def create_rollouts(count: int, start: datetime) -> tuple[Any, list[Any]]:
+def create_rollouts(count: int, start: datetime) -> list[Any]:
+    """``count`` running rollouts, FLAGS_PER_PROJECT flags to a project (every flag write
+    rebuilds its environment's ruleset, so one project of 500 flags makes setup quadratic)."""
     from django.contrib.auth.models import User
 
     from flags import services as flag_services
@@ -98,24 +107,25 @@ def create_rollouts(count: int, start: datetime) -> tuple[Any, list[Any]]:
     boss = User.objects.filter(username="bench-boss").first() or User.objects.create_superuser(
         "bench-boss", password="x-unused-x"
     )
-    project = flag_services.create_project(
-        key=f"{PREFIX}{int(time.time())}", name="bench", actor=system, source="system",
-        reason="bench",
-    )  # fmt: skip
-    env = Environment.objects.get(project=project, key="development")
     stages = [StageTemplate(s.name, s.weight, 2 * DAY) for s in TEMPLATES["standard"][1]]
-    plans = []
+    plans: list[Any] = []
+    tag = int(time.time())
     for i in range(count):
+        if i % FLAGS_PER_PROJECT == 0:
+            project = flag_services.create_project(
+                key=f"{PREFIX}{tag}-{i // FLAGS_PER_PROJECT}", name="bench", actor=system,
+                source="system", reason="bench",
+            )  # fmt: skip
+            env = Environment.objects.get(project=project, key="development")
         flag = flag_services.create_flag(
             project, data={"key": f"f{i}", "name": f"f{i}"}, actor=system, source="system"
         )
         state = FlagState.objects.get(flag=flag, environment=env)
         plan = services.create_from_template(state, template="", stages=stages, user=boss)
         plans.append(services.start(plan, user=boss, reason="bench", now=start))
-    assert (
-        RolloutPlan.objects.filter(pk__in=[p.pk for p in plans], status="running").count() == count
-    )
-    return env, plans
+    running = RolloutPlan.objects.filter(pk__in=[p.pk for p in plans], status="running")
+    assert running.count() == count
+    return plans
 
 
 def traffic_shapes(scale: int) -> list[tuple[int, str, int, int, int, int, list[int]]]:
@@ -136,14 +146,18 @@ def traffic_shapes(scale: int) -> list[tuple[int, str, int, int, int, int, list[
     return shapes
 
 
-def write_rollups(env: Any, flags: list[str], start: datetime, now: datetime, minutes: int,
+def write_rollups(plans: list[Any], start: datetime, now: datetime, minutes: int,
                   scale: int) -> int:  # fmt: skip
     from django.db import connection
 
     from analytics.models import Rollup
 
-    Rollup.objects.filter(environment=env).delete()
+    envs = [p.flag_state.environment_id for p in plans]
     with connection.cursor() as cursor:
+        if Rollup.objects.exclude(environment_id__in=set(envs)).exists():
+            Rollup.objects.filter(environment_id__in=set(envs)).delete()
+        else:  # only this run's rows: no dead rows left to vacuum
+            cursor.execute(f"TRUNCATE {Rollup._meta.db_table}")
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS bench_shapes (k int, variant text, users bigint,"
             " requests bigint, errors bigint, conversions bigint, histogram bigint[])"
@@ -153,8 +167,9 @@ def write_rollups(env: Any, flags: list[str], start: datetime, now: datetime, mi
             "INSERT INTO bench_shapes VALUES (%s, %s, %s, %s, %s, %s, %s)", traffic_shapes(scale)
         )
         cursor.execute(INSERT, {
-            "env": env.pk, "flags": flags, "start": start, "step": f"{minutes} minutes",
-            "last": now - timedelta(minutes=minutes), "shapes": SHAPES,
+            "envs": envs, "flags": [p.flag_state.flag.key for p in plans], "start": start,
+            "step": f"{minutes} minutes", "last": now - timedelta(minutes=minutes),
+            "shapes": SHAPES,
         })  # fmt: skip
         rows: int = cursor.rowcount
         # As in a steady state: statistics current, visibility map and hint bits set.
@@ -188,7 +203,7 @@ def one_pass(plans: list[Any], now: datetime) -> tuple[float, int, Counter[str],
     return elapsed, len(done), Counter(r.verdict for r in done), counter.count
 
 
-def baselines(env: Any, plans: list[Any], now: datetime, sample: int) -> dict[str, float]:
+def baselines(plans: list[Any], now: datetime, sample: int) -> dict[str, float]:
     """Seconds per rollout of the analytics core's comparison, one round trip, and the
     rollups read in one query against row by row, all over the same windows as the pass."""
     from django.db import connection
@@ -199,33 +214,36 @@ def baselines(env: Any, plans: list[Any], now: datetime, sample: int) -> dict[st
     from analytics.services import compare_flag
     from rollouts.evidence import window_for
 
-    windows = [(p.flag_state.flag.key, window_for(p.started_at, now)) for p in plans]
+    windows = [
+        (p.flag_state.environment_id, p.flag_state.flag.key, window_for(p.started_at, now))
+        for p in plans
+    ]
 
-    def per_rollout(fn: Any, items: list[tuple[str, Any]]) -> float:
+    def per_rollout(fn: Any, items: list[tuple[int, str, Any]]) -> float:
         t0 = time.perf_counter()
-        for key, window in items:
-            fn(key, window)
+        for env, key, window in items:
+            fn(env, key, window)
         return (time.perf_counter() - t0) / len(items)
 
-    def rows(key: str, window: Any) -> Any:
+    def rows(env: int, key: str, window: Any) -> Any:
         return totals_from_rows(
             Rollup.objects.filter(
-                environment_id=env.pk, flag_key=key, metric__in=COMPARED_METRICS,
+                environment_id=env, flag_key=key, metric__in=COMPARED_METRICS,
                 bucket_start__gte=window.start, bucket_start__lt=window.end,
             ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram"),
             window,
         )  # fmt: skip
 
-    def round_trip(key: str, window: Any) -> None:
+    def round_trip(env: int, key: str, window: Any) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
 
     return {
-        "compare_flag": per_rollout(lambda k, w: compare_flag(env.pk, k, w), windows),
+        "compare_flag": per_rollout(lambda e, k, w: compare_flag(e, k, w), windows),
         "round_trip": per_rollout(round_trip, windows),
         "read_rows": per_rollout(rows, windows[:sample]),
         "read_sql": per_rollout(
-            lambda k, w: look_totals(env.pk, k, w, COMPARED_METRICS), windows[:sample]
+            lambda e, k, w: look_totals(e, k, w, COMPARED_METRICS), windows[:sample]
         ),
     }
 
@@ -252,9 +270,8 @@ def main() -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(days=1)
     t0 = time.perf_counter()
-    env, plans = create_rollouts(args.rollouts, start)
+    plans = create_rollouts(args.rollouts, start)
     created = time.perf_counter() - t0
-    flags = [p.flag_state.flag.key for p in plans]
     print(f"setup: {args.rollouts} rollouts created in {created:.1f} s; buckets of "
           f"{args.bucket_minutes} min over a day, 2 variants x 4 metrics")  # fmt: skip
     print(f"{'volume':>6} {'rows':>10} {'write s':>8} {'pass s':>7} {'ms/rollout':>10} "
@@ -263,7 +280,7 @@ def main() -> None:
     base: dict[str, float] = {}
     for scale in VOLUMES:
         t0 = time.perf_counter()
-        rows = write_rollups(env, flags, start, now, args.bucket_minutes, scale)
+        rows = write_rollups(plans, start, now, args.bucket_minutes, scale)
         written = time.perf_counter() - t0
         elapsed, done, verdicts, queries = one_pass(plans, now)
         results[scale] = (elapsed, queries / max(1, done), done)
@@ -271,7 +288,7 @@ def main() -> None:
               f"{elapsed / max(1, done) * 1000:>10.1f} {queries / max(1, done):>15.2f}  "
               f"{dict(verdicts)}")  # fmt: skip
         if scale == 1:
-            base = baselines(env, plans, now, sample=min(50, len(plans)))
+            base = baselines(plans, now, sample=min(50, len(plans)))
     report(results, base, args.rollouts)
     per_check, verdicts = progressing_checks(plans[: args.progressing], now)
     print(f"a check that moves to the next stage (flag write through the pipeline): "

@@ -298,7 +298,8 @@ class FlagAdmin(RoleAdmin[Flag]):
             FlagState.objects.select_related("environment"), pk=state_id, flag=flag
         )
         user = user_of(request)
-        if not roles.can(user, "edit_state", state):
+        # Proposing is enough: where approval is needed, the pipeline makes it a request.
+        if not roles.can(user, "edit_state", state) and not roles.can(user, "propose", state):
             raise PermissionDenied("You may not change this flag in this environment.")
         target, version = services.revert_changes(state, history_id)
         current = services.state_snapshot(state)
@@ -306,19 +307,20 @@ class FlagAdmin(RoleAdmin[Flag]):
         error = ""
         if request.method == "POST":
             reason = request.POST.get("reason", "").strip()
-            expected = int(request.POST.get("expected_version") or state.version)
+            raw = request.POST.get("expected_version", "")
+            # The version the page was shown at: missing or malformed is refused, never "no
+            # check" (the service names the field).
+            expected: object = int(raw) if raw.isdigit() else raw or None
             try:
-                if state.environment.requires_approval:
-                    cr = services.request_change(
-                        state, changes=target, expected_version=expected, actor=user,
-                        source=SOURCE, reason=f"{reason} (revert to version {version})".strip(),
-                    )  # fmt: skip
-                    messages.info(request, f"Revert submitted for approval as #{cr.pk}.")
+                edit = services.revert_edit(services.STATE, state, history_id, expected)
+                outcome = services.submit(
+                    [edit], actor=user, source=SOURCE, reason=reason, mode=services.Mode.AUTO
+                )
+                if outcome.change_request is not None:
+                    messages.info(
+                        request, f"Revert submitted for approval as #{outcome.change_request.pk}."
+                    )
                 else:
-                    services.revert_flag_state(
-                        state, history_id, actor=user, source=SOURCE, reason=reason,
-                        expected_version=expected,
-                    )  # fmt: skip
                     messages.success(request, f"{state} reverted to version {version}.")
                 return HttpResponseRedirect(reverse("admin:flags_flag_history", args=[flag.pk]))
             except VersionConflict as exc:
@@ -329,6 +331,8 @@ class FlagAdmin(RoleAdmin[Flag]):
                 state.refresh_from_db()
                 current = services.state_snapshot(state)
                 diff = [(k, current[k], v) for k, v in target.items() if current[k] != v]
+            except PermissionDenied as exc:
+                error = str(exc)
             except ChangeRejected as exc:
                 error = str(exc)
         segments = selectors.segment_attributes(flag.project_id)

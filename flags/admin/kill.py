@@ -62,3 +62,43 @@ def kill_confirmation(
             "title": "Kill switch: turn flags off now",
         },
     )
+
+
+def serve_confirmation(
+    request: HttpRequest, state: FlagState, *, context: dict[str, object], done_url: str
+) -> HttpResponse:
+    """ "Serve X to everyone now" for an ops or kill-switch flag, in both directions: asks for
+    the variant and a reason, then serves it at once (no approval; the approvers are told)."""
+    user = user_of(request)
+    if not roles.can(user, "kill", state):
+        raise PermissionDenied(f"You may not use emergency actions in {state.environment.key}.")
+    error = ""
+    variant = request.POST.get("variant", "")
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        try:
+            services.serve_now(
+                state, variant=variant, actor=user, source=SOURCE,
+                reason=request.POST.get("reason", "").strip(),
+            )  # fmt: skip
+        except (ChangeRejected, PermissionDenied) as exc:
+            error = f"Nothing was changed: {exc}"
+        else:
+            messages.success(
+                request, f"{state.flag.key} now serves {variant} to everyone in "
+                f"{state.environment.key}; the approvers were told."
+            )  # fmt: skip
+            return HttpResponseRedirect(done_url)
+    return TemplateResponse(
+        request,
+        "admin/flags/serve_confirmation.html",
+        {
+            **context,
+            "state": state,
+            "variants": list(state.flag.variants or {}),
+            "variant": variant,
+            "error": error,
+            "reason": request.POST.get("reason", ""),
+            "title": f"Serve one variant of {state.flag.key} to everyone in "
+            f"{state.environment.key} now",
+        },
+    )

@@ -60,10 +60,13 @@ def revert_response(
                 raise ChangeRejected(
                     [FieldError("reason", f"At most {REASON_MAX_LENGTH} characters.", "max_length")]
                 )
-            expected = int(request.POST.get("expected_version") or page.current_version())
-            page.apply(reason, expected)
-        except ValueError:
-            error = "The page was incomplete; reload it and try again."
+            raw = request.POST.get("expected_version", "")
+            if not raw.isdigit():
+                # Never "no check": the version the page was shown at is part of the request.
+                raise ChangeRejected(
+                    [FieldError("expected_version", "Missing or not a number: reload the page.")]
+                )
+            page.apply(reason, int(raw))
         except VersionConflict as exc:
             error = (
                 f"It changed meanwhile (now version {exc.current_version}); review the "

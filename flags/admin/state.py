@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from flags import describe, roles, selectors, services
 from flags.admin.base import SOURCE, RoleAdmin, user_of
 from flags.admin.forms import FlagStateForm
-from flags.admin.kill import kill_confirmation
+from flags.admin.kill import kill_confirmation, serve_confirmation
 from flags.errors import ChangeRejected, VersionConflict
 from flags.models import ChangeRequest, FlagState
 from flags.preview import field_lines, sentence
@@ -32,6 +32,13 @@ class FlagStateAdmin(RoleAdmin[FlagState]):
     list_select_related = ("flag", "environment", "environment__project")
     readonly_fields = ("flag", "environment", "version", "targeting_summary")
     actions = ["kill_switch"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may propose here may submit the form: the pipeline then applies it, or
+        # (approval needed, or no release permission) stores it as a change request.
+        if obj is not None and roles.can(user_of(request), "propose", obj):
+            return True
+        return super().has_change_permission(request, obj)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         editable = ["enabled", "off_variant", "default_serve", "rules", "prerequisites"]
@@ -75,7 +82,12 @@ class FlagStateAdmin(RoleAdmin[FlagState]):
                 "<int:pk>/kill/",
                 self.admin_site.admin_view(self.kill_view),
                 name="flags_flagstate_kill",
-            )
+            ),
+            path(
+                "<int:pk>/serve/",
+                self.admin_site.admin_view(self.serve_view),
+                name="flags_flagstate_serve",
+            ),
         ]
         return own + super().get_urls()
 
@@ -90,6 +102,15 @@ class FlagStateAdmin(RoleAdmin[FlagState]):
         )
         assert response is not None
         return response
+
+    def serve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        state = get_object_or_404(self.get_queryset(request), pk=pk)
+        return serve_confirmation(
+            request,
+            state,
+            context={**self.admin_site.each_context(request), "opts": self.model._meta},
+            done_url=reverse("admin:flags_flag_change", args=[state.flag_id]),
+        )
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         state = get_object_or_404(self.get_queryset(request), pk=object_id)

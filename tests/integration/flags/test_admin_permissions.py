@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from flags.models import FlagState
+from flags.models import ChangeRequest, FlagState
 from tests.factories import FlagStateFactory, SegmentFactory, UserFactory, grant
 from tests.integration.flags.conftest import ROLES, World
 
@@ -92,6 +92,14 @@ def test_change_form(world: World, role: str, env: str) -> None:
         assert record is not None
         assert record.history_user == world.users[role]
         assert (record.history_source, record.history_change_reason) == ("admin", "matrix test")
+    elif role == "editor":
+        # May not release to production, but may propose it: the form makes a change request.
+        request = ChangeRequest.objects.get()
+        to = reverse("admin:flags_changerequest_change", args=[request.pk])
+        assert response["Location"] == to
+        assert (request.status, request.author) == ("pending", world.users["editor"])
+        assert not state.enabled
+        assert state.rules == []
     else:
         assert response.status_code == 403
         assert not state.enabled
@@ -137,11 +145,22 @@ def test_history_revert(world: World, role: str, env: str) -> None:
     url = reverse(
         "admin:flags_flag_revert", args=[world.flag.pk, original.pk, first_record.history_id]
     )
-    response = client.post(url, {"reason": "back to how it was"})
+    version = world.state(env).version
+    if may_edit(role, env) or role == "editor":
+        # The version the page was shown at is required: without it nothing happens.
+        missing = client.post(url, {"reason": "back to how it was"})
+        assert missing.status_code == 200
+        assert b"expected_version" in missing.content
+        assert world.state(env).version == version
+    response = client.post(url, {"reason": "back to how it was", "expected_version": version})
     state = world.state(env)
     if may_edit(role, env):
         assert response.status_code == 302
         assert (state.enabled, state.rules) == (False, [])
+    elif role == "editor":  # production: proposed for approval instead
+        assert response.status_code == 302
+        assert ChangeRequest.objects.get().status == "pending"
+        assert (state.enabled, state.rules) == (True, RULES)
     else:
         assert response.status_code == 403
         assert (state.enabled, state.rules) == (True, RULES)

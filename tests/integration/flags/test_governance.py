@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django import forms
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.core import mail
-from django.core.exceptions import PermissionDenied
-from django.db import connection
-from django.test import Client
+from django.db import connection, transaction
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from apikeys import services as apikey_services
-from flags import grants, services
-from flags.models import ChangeRequest, Environment, Flag, FlagState, Ruleset, Segment
+from apikeys.models import ApiKey
+from flags import services
+from flags.models import ChangeRequest, Environment, Flag, FlagState, RoleGrant, Ruleset, Segment
 from flags.services.effects import changed_flags
 from tests.factories import FlagFactory, FlagStateFactory, ProjectFactory, UserFactory, grant
 from tests.integration.flags.conftest import ROLES, World
@@ -185,12 +188,54 @@ def _api(client: Client, method: str, url: str, body: dict[str, Any]) -> Any:
                                    content_type="application/json")  # fmt: skip
 
 
-def _attempt(
-    kind: str, world: World, role: str, env_key: str, objects: tuple[Any, ...], client: Client
-) -> Any:
-    flag, segment, state, _ops_state = objects
-    user = world.users[role]
-    s = f"/flags/{flag.key}/environments/{env_key}"
+@dataclass(frozen=True)
+class Cell:
+    """One kind of change, read fresh from the database for each attempt."""
+
+    world: World
+    env_key: str
+    user: User
+
+    @property
+    def flag(self) -> Flag:
+        return Flag.objects.get(pk=self.world.flag.pk)
+
+    @property
+    def state(self) -> FlagState:
+        return FlagState.objects.get(flag=self.world.flag, environment__key=self.env_key)
+
+    @property
+    def ops_state(self) -> FlagState:
+        return FlagState.objects.get(flag__key="maintenance-mode", environment__key=self.env_key)
+
+    @property
+    def segment(self) -> Segment:
+        return Segment.objects.get(project=self.world.project, key="beta")
+
+    def first_version(self) -> int:
+        return int(FlagState.history.filter(id=self.state.pk).earliest("history_id").history_id)
+
+
+def _proposal(kind: str, cell: Cell) -> dict[str, Any]:
+    """The change-request body for a direct API write that answered "approval required"."""
+    flag, state, env = cell.flag, cell.state, cell.env_key
+    on_state = {"kind": "state", "flag": flag.key, "environment": env}
+    return {
+        "definition": {"target": {"kind": "flag", "flag": flag.key},
+                       "changes": {"salt": "new-salt"}, "version": flag.version},
+        "state": {"target": on_state, "changes": {"defaultServe": {"variant": "off"}},
+                  "version": state.version},
+        "segment": {"target": {"kind": "segment", "segment": "beta"},
+                    "changes": {"included": ["acct-2"]}, "version": cell.segment.version},
+        "archive": {"target": {"kind": "archive", "flag": flag.key}, "version": flag.version},
+        "revert": {"target": on_state, "historyId": cell.first_version(),
+                   "version": state.version},
+    }[kind] | {"reason": "r"}  # fmt: skip
+
+
+def _through_api(kind: str, cell: Cell, client: Client) -> Any:
+    flag, state, env = cell.flag, cell.state, cell.env_key
+    s = f"/flags/{flag.key}/environments/{env}"
     if kind == "definition":
         return _api(client, "patch", f"/flags/{flag.key}",
                     {"salt": "new-salt", "version": flag.version, "reason": "r"})  # fmt: skip
@@ -198,61 +243,131 @@ def _attempt(
         return _api(client, "patch", s, {"defaultServe": {"variant": "off"},
                                          "version": state.version, "reason": "r"})  # fmt: skip
     if kind == "segment":
-        body = {"included": ["acct-2"], "version": segment.version, "reason": "r"}
-        return _api(client, "patch", f"/segments/{segment.key}", body)
+        body = {"included": ["acct-2"], "version": cell.segment.version, "reason": "r"}
+        return _api(client, "patch", "/segments/beta", body)
     if kind == "archive":
         return client.delete(
             f"/api/v1/projects/shop/flags/{flag.key}?version={flag.version}&reason=r"
         )
     if kind == "revert":
-        first = FlagState.history.filter(id=state.pk).earliest("history_id")
-        body = {"historyId": first.history_id, "version": state.version, "reason": "r"}
+        body = {"historyId": cell.first_version(), "version": state.version, "reason": "r"}
         return _api(client, "post", f"{s}/revert", body)
     if kind == "kill":
         return _api(client, "post", f"{s}/kill", {"reason": "incident"})
     if kind == "serve":
-        return _api(client, "post", f"/flags/maintenance-mode/environments/{env_key}/serve",
+        return _api(client, "post", f"/flags/maintenance-mode/environments/{env}/serve",
                     {"variant": "on", "reason": "maintenance window"})  # fmt: skip
-    newcomer = User.objects.create(username=f"new-{role}-{env_key}")
     if kind == "grant":
-        return lambda: grants.grant(newcomer, world.project, "viewer", actor=user, reason="joins")
-    return lambda: apikey_services.issue(world.env(env_key), kind="server", name="svc", actor=user,
-                                         reason="new service")  # fmt: skip
+        return _api(client, "post", "/role-grants",
+                    {"user": "newcomer", "role": "viewer", "reason": "joins"})  # fmt: skip
+    return _api(client, "post", f"/environments/{env}/api-keys",
+                {"kind": "server", "name": "svc", "reason": "new service"})  # fmt: skip
 
 
-@pytest.mark.parametrize("env_key", ["production", "development"])
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("kind", KINDS)
-def test_permission_matrix(world: World, kind: str, role: str, env_key: str) -> None:
-    require_approval(world)
-    objects = _matrix_world(world, env_key)
+def _form_data(obj: Any, owner: User) -> dict[str, Any]:
+    """What the admin's change form for ``obj`` posts back unchanged (built as its owner)."""
+    request = RequestFactory().get("/")
+    request.user = owner
+    form = admin.site._registry[type(obj)].get_form(request, obj, change=True)(instance=obj)
+    data: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field.widget, forms.CheckboxInput):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list | tuple):
+            data[name] = [str(v) for v in value]
+        elif value is not None:
+            data[name] = value if isinstance(value, str) else field.widget.format_value(value)
+    return data
+
+
+def _through_admin(kind: str, cell: Cell, client: Client) -> Any:
+    owner, flag, state, env = cell.world.users["owner"], cell.flag, cell.state, cell.env_key
+    change = "admin:flags_{}_change"
+    if kind == "definition":
+        data = {**_form_data(flag, owner), "salt": "new-salt", "reason": "r"}
+        return client.post(reverse(change.format("flag"), args=[flag.pk]), data)
+    if kind == "state":
+        data = {**_form_data(state, owner), "default_serve": '{"variant": "off"}', "reason": "r"}
+        return client.post(reverse(change.format("flagstate"), args=[state.pk]), data)
+    if kind == "segment":
+        segment = cell.segment
+        data = {**_form_data(segment, owner), "included": "acct-2", "reason": "r"}
+        return client.post(reverse(change.format("segment"), args=[segment.pk]), data)
+    if kind == "archive":
+        return client.post(reverse("admin:flags_flag_changelist"),
+                           {"action": "archive_flags", "_selected_action": [flag.pk],
+                            "confirm": "yes", "reason": "r"})  # fmt: skip
+    if kind == "revert":
+        url = reverse("admin:flags_flag_revert", args=[flag.pk, state.pk, cell.first_version()])
+        return client.post(url, {"reason": "r", "expected_version": state.version})
+    if kind == "kill":
+        return client.post(reverse("admin:flags_flagstate_kill", args=[state.pk]),
+                           {"confirm": "yes", "reason": "incident"})  # fmt: skip
+    if kind == "serve":
+        return client.post(reverse("admin:flags_flagstate_serve", args=[cell.ops_state.pk]),
+                           {"confirm": "yes", "variant": "on", "reason": "go"})  # fmt: skip
+    if kind == "grant":
+        newcomer = User.objects.get(username="newcomer")
+        return client.post(reverse("admin:flags_rolegrant_add"),
+                           {"user": newcomer.pk, "project": cell.world.project.pk,
+                            "role": "viewer", "reason": "joins"})  # fmt: skip
+    return client.post(reverse("admin:apikeys_apikey_add"),
+                       {"environment": cell.world.env(env).pk, "kind": "server", "name": "svc",
+                        "reason": "new service"})  # fmt: skip
+
+
+def _outcome(kind: str, channel: str, cell: Cell, client: Client) -> str:
+    """Makes one change through one channel; says what happened to the environment's ruleset
+    (changed / change request created / refused), or for roles and keys allowed / refused."""
+    env_key = cell.env_key
     other = "development" if env_key == "production" else "production"
     before, untouched = ruleset(env_key), ruleset(other)
-    requests_before = ChangeRequest.objects.count()
-    client = Client()
-    client.force_login(world.users[role])
-    attempt = _attempt(kind, world, role, env_key, objects, client)
-    if callable(attempt):  # roles and keys change no ruleset: the service allows or refuses
-        try:
-            attempt()
-            got = "allowed"
-        except PermissionDenied:
-            got = "refused"
-    else:
-        status = attempt.status_code
-        assert status in (200, 201, 204, 403, 409), attempt.content
-        if status == 409 and attempt.json().get("approvalRequired"):
-            got = "request"  # routed to approval: the answer names the change-request endpoint
-        elif status in (403, 409):
-            got = "refused"
-        else:
-            got = "changed" if changed_flags(before, ruleset(env_key)) else "unchanged"
-    assert got == EXPECTED[env_key][role][kind]
+    requests = ChangeRequest.objects.count()
+    attempt = _through_api if channel == "api" else _through_admin
+    response = attempt(kind, cell, client)
+    assert response.status_code < 500, response.content
+    if channel == "api" and response.status_code == 409 and response.json()["approvalRequired"]:
+        # The answer says where to propose it; the same change goes there.
+        proposed = _api(client, "post", "/change-requests", _proposal(kind, cell))
+        assert proposed.status_code == 201, proposed.content
+    elif channel == "api" and response.status_code >= 400:
+        assert response.status_code == 403, response.content
     # The effect never leaks into the other environment's evaluation.
     assert changed_flags(untouched, ruleset(other)) == []
-    if got != "changed":
-        assert changed_flags(before, ruleset(env_key)) == []
-    assert ChangeRequest.objects.count() == requests_before
+    changed = bool(changed_flags(before, ruleset(env_key)))
+    created = ChangeRequest.objects.count() - requests
+    if kind in ("grant", "key"):
+        assert not changed
+        assert not created
+        model = RoleGrant if kind == "grant" else ApiKey
+        lookup = {"user__username": "newcomer"} if kind == "grant" else {"name": "svc"}
+        return "allowed" if model.objects.filter(**lookup).exists() else "refused"
+    assert not (changed and created)
+    return "changed" if changed else "request" if created == 1 else "refused"
+
+
+@pytest.mark.parametrize("channel", ["api", "admin"])
+@pytest.mark.parametrize("env_key", ["production", "development"])
+@pytest.mark.parametrize("role", ROLES)
+def test_permission_matrix(world: World, channel: str, role: str, env_key: str) -> None:
+    """One row of the matrix: every kind of change, each in a savepoint rolled back after it,
+    so the whole row shares one set-up and a failure shows every cell that differs."""
+    require_approval(world)
+    _matrix_world(world, env_key)
+    User.objects.create(username="newcomer")
+    client = Client()
+    client.force_login(world.users[role])
+    cell = Cell(world, env_key, world.users[role])
+    got = {}
+    for kind in KINDS:
+        savepoint = transaction.savepoint()
+        try:
+            got[kind] = _outcome(kind, channel, cell, client)
+        finally:
+            transaction.savepoint_rollback(savepoint)
+    assert got == EXPECTED[env_key][role]
 
 
 def test_a_direct_api_write_that_needs_approval_says_where_to_propose_it(world: World) -> None:
@@ -483,3 +598,21 @@ def test_a_request_whose_base_moved_on_becomes_stale(world: World) -> None:
     assert request.status == ChangeRequest.Status.STALE
     with pytest.raises(services.VersionConflict):
         services.apply_change(request, actor=world.users["editor"], source=API)
+
+
+def test_the_admin_offers_serve_to_everyone_for_ops_flags_only(world: World) -> None:
+    ops = FlagFactory.create(project=world.project, key="maintenance-mode", kind="ops")
+    state = FlagState.objects.get(flag=ops, environment__key="production")
+    client = Client()
+    client.force_login(world.users["release_manager"])
+    page = client.get(reverse("admin:flags_flag_change", args=[ops.pk]))
+    serve = reverse("admin:flags_flagstate_serve", args=[state.pk])
+    assert serve.encode() in page.content
+    release = client.get(reverse("admin:flags_flag_change", args=[world.flag.pk]))
+    assert b"serve to everyone now" not in release.content
+    confirm = client.get(serve)
+    assert confirm.status_code == 200
+    assert b'<option value="on"' in confirm.content
+    refused = client.post(serve, {"confirm": "yes", "variant": "on", "reason": ""})
+    assert b"reason" in refused.content
+    assert not FlagState.objects.get(pk=state.pk).enabled

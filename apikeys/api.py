@@ -34,11 +34,11 @@ from flags.models import Environment
 
 class KeyOut(serializers.ModelSerializer[ApiKey]):
     environment = serializers.CharField(source="environment.key")
-    createdBy = serializers.CharField(source="created_by.username", default=None)
+    createdBy = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
-    lastUsedAt = serializers.DateTimeField(source="last_used_at")
-    revokedAt = serializers.DateTimeField(source="revoked_at")
-    revokedBy = serializers.CharField(source="revoked_by.username", default=None)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
+    revokedBy = serializers.CharField(source="revoked_by.username", default=None, allow_null=True)
 
     class Meta:
         model = ApiKey

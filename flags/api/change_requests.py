@@ -58,9 +58,9 @@ class DecisionIn(serializers.Serializer[Any]):
 
 
 class ChangeRequestOut(serializers.ModelSerializer[ChangeRequest]):
-    author = serializers.CharField(source="author.username", default=None)
-    reviewer = serializers.CharField(source="reviewer.username", default=None)
-    appliedBy = serializers.CharField(source="applied_by.username", default=None)
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
+    reviewer = serializers.CharField(source="reviewer.username", default=None, allow_null=True)
+    appliedBy = serializers.CharField(source="applied_by.username", default=None, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     reviewComment = serializers.CharField(source="review_comment")
     environments = serializers.SerializerMethodField()

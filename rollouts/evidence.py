@@ -22,12 +22,20 @@ import numpy as np
 
 from analytics.look_totals import look_totals
 from analytics.selectors import COMPARED_METRICS, Window, empty_series, split_of
-from analytics.stats import ComparisonConfig, VariantSeries, compare
-from analytics.stats.compare import MetricComparison, compare_rate, sample_ratio_check
+from analytics.stats import ComparisonConfig, VariantSeries
+from analytics.stats.compare import (
+    RATE_METRICS,
+    MetricComparison,
+    compare_latency,
+    compare_rate,
+    sample_ratio_check,
+)
+from analytics.stats.histogram import percentile
 from flags.models import FlagState
 from rollouts.decision import Evidence, GuardrailSpec, MetricEvidence
 
 MAX_LOOKS = 500
+P95 = 0.95
 MIN_LOOK = timedelta(minutes=5)
 
 
@@ -102,18 +110,19 @@ def evidence_from_series(
     control = _pick(requests, request.off_variant, window)
     treatment = _pick(requests, request.on_variant, window)
     config = comparison_config(request)
-    report = compare([control, treatment], request.off_variant, None, config)
+    # The comparisons of analytics.stats.compare, without the summaries (rates' and
+    # percentiles' intervals) that a decision does not read.
     metrics: dict[str, MetricEvidence] = {}
-    by_metric = {m.metric: m for m in report.comparisons[0].metrics}
-    metrics["error_rate"] = _metric(by_metric["error_rate"], "")
-    metrics["conversion_rate"] = _metric(by_metric["conversion_rate"], "")
-    latency = by_metric["latency"]
-    p95 = {s.name: s.latency_percentiles[1].value for s in report.variants}
-    if latency.status == "ok" and p95[request.off_variant] and p95[request.on_variant]:
+    for metric in RATE_METRICS:
+        metrics[metric] = _metric(compare_rate(metric, control, treatment, config), "")
+    latency = compare_latency(control, treatment, config)
+    p95_control = percentile(control.latency[-1], P95)
+    p95_treatment = percentile(treatment.latency[-1], P95)
+    if latency.status == "ok" and p95_control and p95_treatment:
         metrics["latency_p95"] = MetricEvidence(
             ok=True,
-            control_value=p95[request.off_variant],
-            treatment_value=p95[request.on_variant],
+            control_value=p95_control,
+            treatment_value=p95_treatment,
             effect=latency.difference or 0.0,
             fixed_significant=latency.significant,
             sequential_reject=bool(latency.sequential and latency.sequential.reject),

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.processes import ROOT, free_port, is_healthy, wait_until
 from tests.support.sse import EventStream
 
 pytestmark = pytest.mark.integration
@@ -199,13 +199,7 @@ def _embedded_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 90, "the embedded web server")
+    wait_until(lambda: is_healthy(base), 90, "the embedded web server")
     return proc, base
 
 

@@ -38,6 +38,27 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def is_healthy(base_url: str) -> bool:
+    """Whether a Flagsite server answers ``/healthz`` at ``base_url`` (False while it starts)."""
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15) -> None:
+    """Stops processes all at once (each warm shutdown takes seconds; they need not queue up),
+    killing any that outlive ``timeout``."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def child_env(database_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process that shares this test run's database and Redis."""
     from django.conf import settings
@@ -92,10 +113,7 @@ class ServerProcess:
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"server exited with code {self.proc.returncode}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return is_healthy(self.url)
 
     def stop(self) -> None:
         if self.proc is None:

@@ -3,7 +3,6 @@ a real worker applies its verdict, with nothing called by hand."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from django.utils import timezone
 from rollouts import services
 from rollouts.models import RolloutCheck
 from tests.integration.rollouts.conftest import World
-from tests.support.processes import ROOT, child_env, wait_until
+from tests.support.processes import ROOT, child_env, stop_all, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -36,14 +35,7 @@ def beat_and_worker(tmp_path: Path) -> Iterator[None]:
                 "--without-mingle"], env),
     ]  # fmt: skip
     yield
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_all(procs)
 
 
 def test_the_beat_schedule_checks_a_due_rollout(world: World, beat_and_worker: None) -> None:

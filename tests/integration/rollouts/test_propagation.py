@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from django.utils import timezone
 
 from tests.integration.rollouts.clients import Watchers
 from tests.integration.rollouts.scenario import make_rollout, rollback_written_at, send_red_traffic
 from tests.integration.rollouts.workers import WAIT, StartWorker, new_queue, send_check
-from tests.support.processes import ROOT, ServerProcess, free_port, wait_until
+from tests.support.processes import ROOT, ServerProcess, free_port, is_healthy, wait_until
 
 pytestmark = pytest.mark.integration
 BOUND_S = 1.0
@@ -121,13 +120,7 @@ def test_embedded_a_workers_rollback_reaches_clients_within_1s(
     base = f"http://127.0.0.1:{port}"
     rollout = scenario(env, "migrate-and-red-rollout", "embedded-propagation")
 
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 90, "the embedded web server")
+    wait_until(lambda: is_healthy(base), 90, "the embedded web server")
     watchers = Watchers(base, str(rollout["server_key"]))
     try:
         done = scenario(env, "beat-pass-until-rolled-back", str(rollout["plan_id"]))

@@ -3,7 +3,6 @@ to them the way the schedule sends them."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from rollouts.tasks import check_rollouts
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, stop_all
 
 StartWorker = Callable[..., WorkerProcess]
 WAIT = 60  # seconds: generous for workers importing Django on a loaded machine
@@ -33,16 +32,7 @@ def workers() -> Iterator[StartWorker]:
         return worker
 
     yield start
-    # All at once: each warm shutdown takes seconds, and they need not queue up.
-    running = [w.proc for w in started if w.proc is not None]
-    for proc in running:
-        proc.terminate()
-    for proc in running:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_all([w.proc for w in started if w.proc is not None])
 
 
 def new_queue() -> str:

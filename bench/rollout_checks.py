@@ -208,8 +208,7 @@ def baselines(plans: list[Any], now: datetime, sample: int) -> dict[str, float]:
     rollups read in one query against row by row, all over the same windows as the pass."""
     from django.db import connection
 
-    from analytics.look_totals import look_totals, totals_from_rows
-    from analytics.models import Rollup
+    from analytics.look_totals import look_totals, look_totals_row_by_row
     from analytics.selectors import COMPARED_METRICS
     from analytics.services import compare_flag
     from rollouts.evidence import window_for
@@ -226,13 +225,7 @@ def baselines(plans: list[Any], now: datetime, sample: int) -> dict[str, float]:
         return (time.perf_counter() - t0) / len(items)
 
     def rows(env: int, key: str, window: Any) -> Any:
-        return totals_from_rows(
-            Rollup.objects.filter(
-                environment_id=env, flag_key=key, metric__in=COMPARED_METRICS,
-                bucket_start__gte=window.start, bucket_start__lt=window.end,
-            ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram"),
-            window,
-        )  # fmt: skip
+        return look_totals_row_by_row(env, key, window, COMPARED_METRICS)
 
     def round_trip(env: int, key: str, window: Any) -> None:
         with connection.cursor() as cursor:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from analytics.look_totals import look_totals
+from analytics.look_cache import totals_with_latency
 from analytics.selectors import COMPARED_METRICS, Window, empty_series, split_of
 from analytics.stats import ComparisonConfig, VariantSeries
 from analytics.stats.compare import (
@@ -30,7 +30,7 @@ from analytics.stats.compare import (
     compare_rate,
     sample_ratio_check,
 )
-from analytics.stats.histogram import percentile
+from analytics.stats.histogram import N_BUCKETS, LatencyLooks, percentile
 from flags.models import FlagState
 from rollouts.decision import Evidence, GuardrailSpec, MetricEvidence
 
@@ -116,8 +116,8 @@ def evidence_from_series(
     for metric in RATE_METRICS:
         metrics[metric] = _metric(compare_rate(metric, control, treatment, config), "")
     latency = compare_latency(control, treatment, config)
-    p95_control = percentile(control.latency[-1], P95)
-    p95_treatment = percentile(treatment.latency[-1], P95)
+    p95_control = percentile(control.final_latency(), P95)
+    p95_treatment = percentile(treatment.final_latency(), P95)
     if latency.status == "ok" and p95_control and p95_treatment:
         metrics["latency_p95"] = MetricEvidence(
             ok=True,
@@ -156,21 +156,29 @@ def evidence_from_series(
 
 
 def rollout_series(
-    environment_id: int, flag_key: str, window: Window, custom_names: Sequence[str] = ()
+    environment_id: int,
+    flag_key: str,
+    window: Window,
+    now: datetime,
+    custom_names: Sequence[str] = (),
 ) -> tuple[list[VariantSeries], list[VariantSeries], dict[str, list[VariantSeries]]]:
-    """One query over the flag's rollups in the window: per variant, the user series, the
-    request series and, per custom metric, its events per request."""
+    """One query over the flag's rollups in the window (the latency histograms only of the
+    looks that the rollout's earlier checks did not keep: analytics.look_cache): per variant,
+    the user series, the request series and, per custom metric, its events per request."""
     wanted = [*COMPARED_METRICS, *(f"custom:{n}" for n in custom_names)]
-    totals = look_totals(environment_id, flag_key, window, wanted)
+    totals, latency_looks = totals_with_latency(environment_id, flag_key, window, wanted, now)
+    no_rows = np.zeros((0, N_BUCKETS), np.int64)  # the looks are in ``latency_looks``
     user_series, request_series = [], []
     custom: dict[str, list[VariantSeries]] = {n: [] for n in custom_names}
     for variant in totals.variants:
-        hist = totals.cumulative_latency(variant)
+        looks = latency_looks.get(variant) or LatencyLooks.of(
+            np.zeros((window.looks, N_BUCKETS), np.int64)
+        )
         users = totals.cumulative_users
         user_series.append(
             VariantSeries(
                 variant, users(variant, "exposure"), users(variant, "error"),
-                users(variant, "conversion"), hist,
+                users(variant, "conversion"), no_rows, looks,
             )
         )  # fmt: skip
         events = totals.cumulative_events
@@ -179,12 +187,12 @@ def rollout_series(
             VariantSeries(
                 variant, requests,
                 np.minimum(events(variant, "error"), requests),
-                np.minimum(events(variant, "conversion"), requests), hist,
+                np.minimum(events(variant, "conversion"), requests), no_rows, looks,
             )
         )  # fmt: skip
         for name in custom_names:
             got = np.minimum(events(variant, f"custom:{name}"), requests)
-            custom[name].append(VariantSeries(variant, requests, got, got, hist))
+            custom[name].append(VariantSeries(variant, requests, got, got, no_rows, looks))
     return user_series, request_series, custom
 
 
@@ -204,7 +212,7 @@ def gather(
         flag_key = state.flag.key
         names = [g.custom_name for g in request.guardrails if g.metric == "custom"]
         users, requests, custom_series = rollout_series(
-            state.environment_id, flag_key, window, names
+            state.environment_id, flag_key, window, now, names
         )
         custom = {
             name: (

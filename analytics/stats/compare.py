@@ -51,6 +51,9 @@ class VariantSeries:
     error_users: npt.NDArray[np.int64]
     conversion_users: npt.NDArray[np.int64]
     latency: npt.NDArray[np.int64]  # shape (looks, hist.N_BUCKETS)
+    # Given instead of reading ``latency`` (which may then have no rows): a rollout check's
+    # looks, most of them kept from its earlier passes (analytics.look_cache).
+    latency_looks: hist.LatencyLooks | None = None
 
     @classmethod
     def single_look(
@@ -72,6 +75,18 @@ class VariantSeries:
 
     def successes(self, metric: str) -> npt.NDArray[np.int64]:
         return self.error_users if metric == "error_rate" else self.conversion_users
+
+    def latency_summary(self) -> hist.LatencyLooks:
+        if self.latency_looks is not None:
+            return self.latency_looks
+        return hist.LatencyLooks.of(self.latency)
+
+    def final_latency(self) -> npt.NDArray[np.int64]:
+        """The latency histogram of the whole window (the last look's)."""
+        if self.latency_looks is not None:
+            return self.latency_looks.last
+        last: npt.NDArray[np.int64] = self.latency[-1]
+        return last
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,7 @@ def _rate_summary(successes: int, users: int, confidence: float) -> RateSummary:
 
 def summarise(series: VariantSeries, config: ComparisonConfig) -> VariantSummary:
     users = int(series.exposed_users[-1])
-    latency = series.latency[-1]
+    latency = series.final_latency()
     return VariantSummary(
         name=series.name,
         exposed_users=users,
@@ -206,13 +221,14 @@ def compare_rate(
 
 
 def log_latency_z_per_look(
-    control: npt.NDArray[np.int64], treatment: npt.NDArray[np.int64]
+    control: hist.LatencyLooks, treatment: hist.LatencyLooks
 ) -> npt.NDArray[np.float64]:
-    """Welch's z on mean log-latency at every look, from the (looks, N_BUCKETS) cumulative
-    histograms: zero where an arm has fewer than two samples or the standard error is zero.
-    Vectorised over the looks (a day of 5-minute looks is 288 of them, at every check)."""
-    n_c, mean_c, var_c = hist.log_moments_per_row(control)
-    n_t, mean_t, var_t = hist.log_moments_per_row(treatment)
+    """Welch's z on mean log-latency at every look, from the looks' log moments of the
+    cumulative histograms: zero where an arm has fewer than two samples or the standard error
+    is zero. Vectorised over the looks (a day of 5-minute looks is 288 of them, at every
+    check)."""
+    n_c, mean_c, var_c = control.counts, control.log_means, control.log_variances
+    n_t, mean_t, var_t = treatment.counts, treatment.log_means, treatment.log_variances
     valid = (n_c >= 2) & (n_t >= 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(var_c / n_c + var_t / n_t)
@@ -223,8 +239,8 @@ def log_latency_z_per_look(
 def compare_latency(
     control: VariantSeries, treatment: VariantSeries, config: ComparisonConfig
 ) -> MetricComparison:
-    hist_c = control.latency[-1]
-    hist_t = treatment.latency[-1]
+    looks_c, looks_t = control.latency_summary(), treatment.latency_summary()
+    hist_c, hist_t = looks_c.last, looks_t.last
     n_c = int(hist_c.sum())
     n_t = int(hist_t.sum())
     if min(n_c, n_t) < config.min_latency_samples:
@@ -240,8 +256,8 @@ def compare_latency(
     log_diff = mean_t - mean_c
     log_se = math.sqrt(var_c / n_c + var_t / n_t)
     z_crit = normal_ppf(0.5 + config.confidence / 2)
-    looks_z = log_latency_z_per_look(control.latency, treatment.latency)
-    looks_info = effective_information(control.latency.sum(axis=1), treatment.latency.sum(axis=1))
+    looks_z = log_latency_z_per_look(looks_c, looks_t)
+    looks_info = effective_information(looks_c.counts, looks_t.counts)
     seq_log = sequential_test(
         looks_z, looks_info, log_diff, log_se, config.alpha, config.design_information
     )

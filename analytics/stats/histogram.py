@@ -175,3 +175,35 @@ def log_moments_per_row(
         mean = (histograms * logs).sum(axis=1) / n
         var = (histograms * (logs - mean[:, np.newaxis]) ** 2).sum(axis=1) / np.maximum(n - 1, 1)
     return n, mean, var
+
+
+@dataclass(frozen=True)
+class LatencyLooks:
+    """What the latency comparison reads of a variant's cumulative histograms, one per look:
+    each look's sample count and log moments (``log_moments_per_row``) and the last look's
+    histogram. A rollout check keeps the looks that can no longer change between passes and
+    computes only the new ones (analytics.look_cache); the values are those of the matrix."""
+
+    counts: IntArray
+    log_means: FloatArray
+    log_variances: FloatArray
+    last: IntArray
+
+    @classmethod
+    def of(cls, cumulative: IntArray) -> LatencyLooks:
+        """From the (looks, N_BUCKETS) cumulative histograms."""
+        counts, means, variances = log_moments_per_row(cumulative)
+        last = cumulative[-1] if len(cumulative) else empty_histogram()
+        return cls(counts, means, variances, last)
+
+    def extended(self, cumulative: IntArray) -> LatencyLooks:
+        """These looks followed by the looks of ``cumulative`` (which continue from ``last``)."""
+        if not len(cumulative):
+            return self
+        more = LatencyLooks.of(cumulative)
+        return LatencyLooks(
+            np.concatenate((self.counts, more.counts)),
+            np.concatenate((self.log_means, more.log_means)),
+            np.concatenate((self.log_variances, more.log_variances)),
+            more.last,
+        )

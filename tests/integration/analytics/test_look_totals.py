@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.look_totals import LookTotals, look_totals, totals_from_rows
+from analytics.look_totals import LookTotals, look_totals, look_totals_row_by_row
 from analytics.models import Rollup
 from analytics.selectors import Window
 from analytics.stats.histogram import N_BUCKETS
@@ -29,7 +29,7 @@ START = datetime(2026, 12, 1, 10, 0, 0, 123_456, tzinfo=UTC)
 
 
 @st.composite
-def windows_and_rows(draw: st.DrawFn) -> tuple[Window, list[Rollup]]:
+def windows_and_rows(draw: st.DrawFn) -> tuple[Window, list[Rollup], int]:
     step = timedelta(minutes=draw(st.integers(1, 7)))
     looks = draw(st.integers(1, 12))
     window = Window(START, START + step * looks - timedelta(seconds=draw(st.integers(0, 59))), step)
@@ -52,9 +52,9 @@ def windows_and_rows(draw: st.DrawFn) -> tuple[Window, list[Rollup]]:
         rows[(flag, variant, metric, at)] = Rollup(
             flag_key=flag, variant=variant, metric=metric, bucket_start=at,
             users=draw(st.integers(0, 2**40)), events=draw(st.integers(0, 2**50)),
-            histogram=histogram,
+            value_sum=draw(st.floats(0, 1e12)), histogram=histogram,
         )  # fmt: skip
-    return window, list(rows.values())
+    return window, list(rows.values()), draw(st.integers(0, looks))
 
 
 def assert_same(got: LookTotals, expected: LookTotals) -> None:
@@ -66,6 +66,10 @@ def assert_same(got: LookTotals, expected: LookTotals) -> None:
         for key in mine:
             assert mine[key].dtype == np.int64
             np.testing.assert_array_equal(mine[key], theirs[key], err_msg=f"{table} {key}")
+    assert got.latency_rows.keys() == expected.latency_rows.keys()
+    for variant, prints in got.latency_rows.items():
+        assert prints.same_as(expected.latency_rows[variant]), variant
+        assert (np.diff(prints.starts) > 0).all()  # one row per bucket, in order
 
 
 @settings(
@@ -75,24 +79,20 @@ def assert_same(got: LookTotals, expected: LookTotals) -> None:
 )
 @given(case=windows_and_rows())
 def test_the_sql_read_equals_the_row_by_row_sum(
-    environment: Environment, case: tuple[Window, list[Rollup]]
+    environment: Environment, case: tuple[Window, list[Rollup], int]
 ) -> None:
     # The environment is shared by the examples: each one replaces every rollup first.
-    window, rows = case
+    window, rows, histograms_from_look = case
     Rollup.objects.all().delete()
     for row in rows:
         row.environment = environment
     Rollup.objects.bulk_create(rows)
     assert connection.vendor == "postgresql"
-    got = look_totals(environment.pk, "pdf", window, METRICS)
-    reference = totals_from_rows(
-        Rollup.objects.filter(
-            environment=environment, flag_key="pdf", metric__in=METRICS,
-            bucket_start__gte=window.start, bucket_start__lt=window.end,
-        ).values_list("variant", "metric", "bucket_start", "users", "events", "histogram"),
-        window,
-    )  # fmt: skip
+    got = look_totals(environment.pk, "pdf", window, METRICS, histograms_from_look)
+    reference = look_totals_row_by_row(environment.pk, "pdf", window, METRICS, histograms_from_look)
     assert_same(got, reference)
+    for per_look in got.latency.values():  # the looks a rollout check kept are not read
+        assert not per_look[:histograms_from_look].any()
 
 
 def test_the_read_is_one_query_and_adds_rows_of_one_look(environment: Environment) -> None:

@@ -25,6 +25,10 @@ from analytics.stats.distributions import chi_square, normal_ppf, normal_sf
 IntArray = npt.NDArray[np.int64]
 
 
+def looks(cumulative: IntArray) -> hist.LatencyLooks:
+    return hist.LatencyLooks.of(cumulative)
+
+
 def reference_z(control: IntArray, treatment: IntArray) -> float:
     n_c, mean_c, var_c = hist.log_moments(control)
     n_t, mean_t, var_t = hist.log_moments(treatment)
@@ -63,7 +67,7 @@ def cumulative_histograms(draw: st.DrawFn, looks: int) -> IntArray:
 def test_latency_z_per_look_equals_the_per_look_loop(pair: tuple[IntArray, IntArray]) -> None:
     control, treatment = pair
     expected = np.array([reference_z(c, t) for c, t in zip(control, treatment, strict=True)])
-    got = log_latency_z_per_look(control, treatment)
+    got = log_latency_z_per_look(looks(control), looks(treatment))
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
 
@@ -74,10 +78,10 @@ def test_latency_z_of_a_planted_slowdown_is_positive_and_of_equal_arms_zero() ->
     slow = hist.histogram_of(130 * np.exp(rng.normal(0, 0.5, 2_000)))
     control = np.cumsum(np.stack([base] * 4), axis=0)
     treatment = np.cumsum(np.stack([slow] * 4), axis=0)
-    z = log_latency_z_per_look(control, treatment)
+    z = log_latency_z_per_look(looks(control), looks(treatment))
     assert (z > 5).all()
     assert z[-1] > z[0]
-    assert (log_latency_z_per_look(control, control) == 0).all()
+    assert (log_latency_z_per_look(looks(control), looks(control)) == 0).all()
 
 
 @settings(max_examples=150, deadline=None)

@@ -15,13 +15,15 @@ late event, a deleted row or another database's rows of the same flag all show, 
 then reads every histogram again (a second query). The results are those of the full read,
 bit for bit: the kept values were computed from the same integer histograms
 (tests/integration/analytics/test_look_cache.py). A cache that is empty, unreachable or
-stopped only makes a check read everything.
+stopped only makes a check read everything (and after a failure the cache is not asked again for
+RETRY_AFTER_SECONDS, so a stalled server costs one timeout, not one per check).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -143,17 +145,36 @@ def _key(environment_id: int, flag_key: str, window: Window, metrics: Sequence[s
     return "looks:" + hashlib.blake2b(repr(identity).encode(), digest_size=16).hexdigest()
 
 
+# After a failure the cache is left alone for a while: a stalled server would otherwise cost
+# every check of the pass its socket timeouts.
+RETRY_AFTER_SECONDS = 30.0
+_unavailable_until = 0.0
+
+
 def _get(key: str) -> _Kept | None:
+    if time.monotonic() < _unavailable_until:
+        return None
     try:
         kept = caches[CACHE_ALIAS].get(key)
     except Exception:  # unreachable, or an entry that no longer unpickles: read everything
-        logger.warning("rollup looks cache unavailable", exc_info=True)
+        _failed()
         return None
     return kept if isinstance(kept, _Kept) else None
 
 
 def _set(key: str, kept: _Kept) -> None:
+    if time.monotonic() < _unavailable_until:
+        return
     try:
         caches[CACHE_ALIAS].set(key, kept, KEEP_SECONDS)
     except Exception:
-        logger.warning("rollup looks cache unavailable", exc_info=True)
+        _failed()
+
+
+def _failed() -> None:
+    global _unavailable_until
+    logger.warning(
+        "rollup looks cache unavailable: checks read every look for %.0f s",
+        RETRY_AFTER_SECONDS, exc_info=True,
+    )  # fmt: skip
+    _unavailable_until = time.monotonic() + RETRY_AFTER_SECONDS

@@ -6,11 +6,15 @@ error, conversion, latency with a histogram), rates equal in both arms. The stag
 48 hours, so every check of the pass holds, as nearly every check does (a rollout changes stage
 once per bake time). The pass (``rollouts.services.check_due``) runs at 1x, 10x and 100x the
 event volume: the same rows with 10 and 100 times the counts, which is what more traffic does
-once every bucket has some. Printed per volume: the time of the pass, ms and queries per
-rollout, and the verdicts; then the target (a pass under 10 s, the same number of queries at
-every volume), and baselines measured in the same run: one ``analytics.services.compare_flag``
-per rollout, one database round trip, and the former row-by-row read of the rollups (still
-the path on SQLite). Last, the cost of a check that moves to the next stage (a flag write).
+once every bucket has some. At each volume it runs twice: cold (nothing kept from an earlier
+pass: the first pass after the cache was emptied, e.g. a Redis restart) and then, after one more
+bucket of rollups has arrived, the next pass, as every pass of a running deployment is (it
+reuses the looks the cold pass kept: analytics.look_cache). Printed per pass: its time, ms and
+queries per rollout, and the verdicts; then the target (a pass under 10 s, the same number of
+queries at every volume), and baselines measured in the same run: one
+``analytics.services.compare_flag`` per rollout, one database round trip, and the row-by-row
+read of the rollups (the path on SQLite). Last, the cost of a check that moves to the next
+stage (a flag write).
 
     .venv/bin/python bench/rollout_checks.py [--rollouts 500] [--bucket-minutes 5]
 
@@ -147,16 +151,18 @@ def traffic_shapes(scale: int) -> list[tuple[int, str, int, int, int, int, list[
 
 
 def write_rollups(plans: list[Any], start: datetime, now: datetime, minutes: int,
-                  scale: int) -> int:  # fmt: skip
+                  scale: int, replace: bool = True) -> int:  # fmt: skip
+    """Rollups of every bucket in [start, now) at ``scale`` (replacing the earlier ones, or
+    ``replace=False``: adding to them, as the next buckets of traffic)."""
     from django.db import connection
 
     from analytics.models import Rollup
 
     envs = [p.flag_state.environment_id for p in plans]
     with connection.cursor() as cursor:
-        if Rollup.objects.exclude(environment_id__in=set(envs)).exists():
+        if replace and Rollup.objects.exclude(environment_id__in=set(envs)).exists():
             Rollup.objects.filter(environment_id__in=set(envs)).delete()
-        else:  # only this run's rows: no dead rows left to vacuum
+        elif replace:  # only this run's rows: no dead rows left to vacuum
             cursor.execute(f"TRUNCATE {Rollup._meta.db_table}")
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS bench_shapes (k int, variant text, users bigint,"
@@ -175,6 +181,15 @@ def write_rollups(plans: list[Any], start: datetime, now: datetime, minutes: int
         # As in a steady state: statistics current, visibility map and hint bits set.
         cursor.execute("VACUUM ANALYZE analytics_rollup")
     return rows
+
+
+def empty_the_kept_looks(tag: str) -> None:
+    """A cache with nothing in it, as after a Redis restart: a key prefix no pass used yet."""
+    from django.core.cache import caches
+
+    from analytics.look_cache import CACHE_ALIAS
+
+    caches[CACHE_ALIAS].key_prefix = f"ro-bench-looks-{time.time_ns()}-{tag}"
 
 
 class QueryCounter:
@@ -267,41 +282,57 @@ def main() -> None:
     created = time.perf_counter() - t0
     print(f"setup: {args.rollouts} rollouts created in {created:.1f} s; buckets of "
           f"{args.bucket_minutes} min over a day, 2 variants x 4 metrics")  # fmt: skip
-    print(f"{'volume':>6} {'rows':>10} {'write s':>8} {'pass s':>7} {'ms/rollout':>10} "
-          f"{'queries/rollout':>15}  verdicts")  # fmt: skip
-    results = {}
+    print(f"{'volume':>6} {'pass':>6} {'rows':>10} {'write s':>8} {'pass s':>7} "
+          f"{'ms/rollout':>10} {'queries/rollout':>15}  verdicts")  # fmt: skip
+    results: dict[tuple[int, str], tuple[float, float, int]] = {}
     base: dict[str, float] = {}
+    step = timedelta(minutes=args.bucket_minutes)
     for scale in VOLUMES:
         t0 = time.perf_counter()
         rows = write_rollups(plans, start, now, args.bucket_minutes, scale)
         written = time.perf_counter() - t0
-        elapsed, done, verdicts, queries = one_pass(plans, now)
-        results[scale] = (elapsed, queries / max(1, done), done)
-        print(f"{scale:>5}x {rows:>10,} {written:>8.1f} {elapsed:>7.2f} "
-              f"{elapsed / max(1, done) * 1000:>10.1f} {queries / max(1, done):>15.2f}  "
-              f"{dict(verdicts)}")  # fmt: skip
+        empty_the_kept_looks(f"{scale}x")
+        passes = [("cold", now, rows, written)]
+        for kind, at, count, seconds in passes:
+            elapsed, done, verdicts, queries = one_pass(plans, at)
+            results[(scale, kind)] = (elapsed, queries / max(1, done), done)
+            print(f"{scale:>5}x {kind:>6} {count:>10,} {seconds:>8.1f} {elapsed:>7.2f} "
+                  f"{elapsed / max(1, done) * 1000:>10.1f} {queries / max(1, done):>15.2f}  "
+                  f"{dict(verdicts)}")  # fmt: skip
+            if kind == "cold":  # the next bucket of traffic arrives, then the next pass runs
+                t0 = time.perf_counter()
+                more = write_rollups(plans, now, now + step, args.bucket_minutes, scale, False)
+                passes.append(("next", now + step, rows + more, time.perf_counter() - t0))
         if scale == 1:
             base = baselines(plans, now, sample=min(50, len(plans)))
     report(results, base, args.rollouts)
     per_check, verdicts = progressing_checks(plans[: args.progressing], now)
     print(f"a check that moves to the next stage (flag write through the pipeline): "
           f"{per_check * 1000:.1f} ms ({dict(verdicts)}); "
-          f"{per_check / (results[1][0] / results[1][2]):.1f}x a holding check")  # fmt: skip
+          f"{per_check / (results[(1, 'next')][0] / results[(1, 'next')][2]):.1f}x a holding "
+          "check")  # fmt: skip
 
 
-def report(results: dict[int, tuple[float, float, int]], base: dict[str, float], n: int) -> None:
-    worst = max(elapsed for elapsed, _, _ in results.values())
-    counts = {round(per, 6) for _, per, _ in results.values()}
+def report(
+    results: dict[tuple[int, str], tuple[float, float, int]], base: dict[str, float], n: int
+) -> None:
     complete = all(done == n for _, _, done in results.values())
-    print(f"target: one pass over {n} rollouts < {TARGET_SECONDS:.0f} s at every volume: "
-          f"{'PASS' if worst < TARGET_SECONDS and complete else 'FAIL'} (slowest {worst:.2f} s)"
-          f"; queries per rollout the same at {'/'.join(f'{v}x' for v in VOLUMES)}: "
+    counts = {round(per, 6) for _, per, _ in results.values()}
+    for kind, label in (("next", "the next pass (steady state)"), ("cold", "a cold pass")):
+        worst = max(elapsed for (_, k), (elapsed, _, _) in results.items() if k == kind)
+        ok = worst < TARGET_SECONDS and complete
+        print(f"target: {label} over {n} rollouts < {TARGET_SECONDS:.0f} s at every volume: "
+              f"{'PASS' if ok else 'FAIL'} (slowest {worst:.2f} s)")  # fmt: skip
+    print(f"queries per rollout the same at {'/'.join(f'{v}x' for v in VOLUMES)}, cold and next: "
           f"{'PASS (bounded)' if len(counts) == 1 else 'FAIL'}")  # fmt: skip
-    check = results[1][0] / results[1][2]
+    for scale in VOLUMES:
+        cold, steady = results[(scale, "cold")][0], results[(scale, "next")][0]
+        print(f"{scale}x: the next pass takes {steady / cold:.2f}x the cold pass's time")
+    check = results[(1, "next")][0] / results[(1, "next")][2]
     print(f"baselines, same run, 1x: compare_flag {base['compare_flag'] * 1000:.1f} ms per rollout"
-          f" (a check is {check / base['compare_flag']:.2f}x one compare_flag); one round trip "
-          f"{base['round_trip'] * 1000:.2f} ms (a check is {check / base['round_trip']:.0f} "
-          f"round trips)")  # fmt: skip
+          f" (a steady-state check is {check / base['compare_flag']:.2f}x one compare_flag); one "
+          f"round trip {base['round_trip'] * 1000:.2f} ms (a check is "
+          f"{check / base['round_trip']:.0f} round trips)")  # fmt: skip
     print(f"reading one rollout's rollups: {base['read_sql'] * 1000:.1f} ms in one query, "
           f"{base['read_rows'] * 1000:.1f} ms row by row (the SQLite path): "
           f"{base['read_rows'] / base['read_sql']:.1f}x")  # fmt: skip

@@ -8,8 +8,13 @@ their rows are unchanged; and an unreachable cache only means a full read.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics import look_cache
 from analytics.look_cache import SETTLE, totals_with_latency
 from analytics.look_totals import LookTotals, look_totals
 from analytics.models import Rollup
@@ -172,25 +178,73 @@ def test_kept_looks_are_not_read_again_and_a_late_event_is_seen(environment: Env
     assert_equal((totals, latency), full_read(environment, "pdf", later))
 
 
-UNREACHABLE = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "rollup_looks": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing listens
-        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
-    },
-}
+def looks_cache_at(url: str) -> dict[str, Any]:
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "rollup_looks": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        },
+    }
 
 
-def test_an_unreachable_cache_means_a_full_read(environment: Environment) -> None:
+@pytest.fixture
+def cache_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test does to the cache, the next test starts with it in use."""
+    monkeypatch.setattr(look_cache, "_unavailable_until", 0.0)
+
+
+def test_an_unreachable_cache_means_a_full_read(
+    environment: Environment, cache_retried: None
+) -> None:
     rng = np.random.default_rng(9)
     add_rows(environment, "pdf", rng, range(8), ["on", "off"])
     now = START + 8 * STEP + SETTLE
-    with override_settings(CACHES=UNREACHABLE):
+    with override_settings(CACHES=looks_cache_at("redis://127.0.0.1:9/0")):  # nothing listens
         for _ in range(2):
             got = totals_with_latency(environment.pk, "pdf", window_at(now), METRICS, now)
             assert got[0].histograms_from_look == 0
             assert_equal(got, full_read(environment, "pdf", now))
+
+
+class SilentServer:
+    """Accepts connections and never answers: a stalled Redis. Counts the connections."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        for conn in self.accepted:
+            conn.close()
+        self.listener.close()
+
+
+def test_a_stalled_cache_is_asked_once_then_left_alone(
+    environment: Environment, cache_retried: None
+) -> None:
+    rng = np.random.default_rng(10)
+    add_rows(environment, "pdf", rng, range(8), ["on", "off"])
+    now = START + 8 * STEP + SETTLE
+    server = SilentServer()
+    try:
+        with override_settings(CACHES=looks_cache_at(f"redis://127.0.0.1:{server.port}/0")):
+            for _ in range(3):
+                got = totals_with_latency(environment.pk, "pdf", window_at(now), METRICS, now)
+                assert_equal(got, full_read(environment, "pdf", now))
+        # One timed-out request; the later reads and writes of the three checks skipped it.
+        assert len(server.accepted) == 1
+        assert look_cache._unavailable_until > time.monotonic()
+    finally:
+        server.close()
 
 
 def test_a_window_whose_looks_shrank_reads_everything(environment: Environment) -> None:

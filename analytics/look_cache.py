@@ -43,6 +43,9 @@ CACHE_ALIAS = "rollup_looks"
 # A look is kept once it ended this long ago: events of the last minutes may still arrive.
 SETTLE = timedelta(minutes=5)
 KEEP_SECONDS = 6 * 3600  # a key dies with its window's look interval, which then changes
+# The kept looks are written again once this many more have ended: a check then reads the
+# histograms of a few more looks (a few rows each), and most checks write nothing.
+KEEP_EVERY = 6
 _FORMAT = 1  # bump when _Kept changes: older entries are then never read
 
 
@@ -71,7 +74,7 @@ def totals_with_latency(
         totals = look_totals(environment_id, flag_key, window, metrics)
     latency = {variant: _latency_looks(totals, variant, kept) for variant in totals.latency_rows}
     settled = _settled_looks(window, now)
-    if settled and (kept is None or settled > kept.looks):
+    if settled and (kept is None or settled >= kept.looks + KEEP_EVERY):
         _set(key, _keep(totals, latency, window, settled))
     return totals, latency
 

@@ -178,6 +178,23 @@ def test_kept_looks_are_not_read_again_and_a_late_event_is_seen(environment: Env
     assert_equal((totals, latency), full_read(environment, "pdf", later))
 
 
+def test_the_kept_looks_advance_every_few_looks(environment: Environment) -> None:
+    rng = np.random.default_rng(6)
+    add_rows(environment, "pdf", rng, range(10), ["on", "off"])
+    now = START + 10 * STEP + SETTLE
+    seen = []
+    for look in range(10, 10 + 2 * look_cache.KEEP_EVERY + 1):
+        add_rows(environment, "pdf", rng, range(look, look + 1), ["on", "off"])
+        now += STEP
+        got = totals_with_latency(environment.pk, "pdf", window_at(now), METRICS, now)
+        assert_equal(got, full_read(environment, "pdf", now))
+        seen.append(got[0].histograms_from_look)
+    # The first check reads everything and keeps the 11 looks that had ended; the next ones
+    # read from there until KEEP_EVERY more have ended, which that check keeps.
+    every = look_cache.KEEP_EVERY
+    assert seen == [0] + [11] * every + [11 + every] * every
+
+
 def looks_cache_at(url: str) -> dict[str, Any]:
     return {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -113,7 +113,13 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            # Only what the form changed: the plan's state (status, stage, version, the last
+            # record's number) is the checks' and the services', and may have moved since the
+            # page was opened; a whole-row save would put it back.
+            columns = {f.name for f in obj._meta.concrete_fields}
+            changed = [name for name in form.changed_data if name in columns]
+            if changed:
+                obj.save(update_fields=changed)
             return
         data = form.cleaned_data
         plan = services.create_from_template(

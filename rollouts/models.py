@@ -79,6 +79,9 @@ class RolloutPlan(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)
+    # The sequence number of the plan's last timeline record, kept on the (locked) plan so a
+    # check need not look it up: RolloutCheck's (plan, sequence) uniqueness still guards it.
+    last_sequence = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

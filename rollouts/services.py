@@ -249,8 +249,8 @@ def _lock(plan: RolloutPlan | int) -> RolloutPlan:
 
 
 def _next_sequence(plan: RolloutPlan) -> int:
-    last = plan.checks.order_by("-sequence").values_list("sequence", flat=True).first()
-    return (last or 0) + 1
+    """The next record's number; the caller holds the plan's lock."""
+    return plan.last_sequence + 1
 
 
 def _record(
@@ -267,8 +267,10 @@ def _record(
     result: Verdict | None = None,
     sequence: int | None = None,
 ) -> RolloutCheck:
-    if sequence is None:
+    if sequence is None:  # the plan was saved before: the number is written on its own
         sequence = _next_sequence(plan)
+        RolloutPlan.objects.filter(pk=plan.pk).update(last_sequence=sequence)
+    plan.last_sequence = sequence
     samples: dict[str, Any] = {}
     if evidence is not None:
         samples = {
@@ -629,6 +631,7 @@ def _apply_verdict(
         locked.alerted_stage = stage_index
         event = "held"
     locked.version += 1
+    locked.last_sequence = sequence  # the record below has this number
     _schedule(locked, now)
     locked.save()
     record_verdict = (

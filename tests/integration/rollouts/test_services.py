@@ -202,3 +202,29 @@ def test_admin_lists_a_plan_and_steers_it_with_a_reason(world: World, client: An
     assert plan.status == "paused"
     assert plan.status_reason == "checking a ticket"
     assert client.get("/admin/rollouts/notification/").status_code == 200
+
+
+def test_an_admin_edit_of_a_plan_keeps_what_the_checks_wrote_meanwhile(
+    world: World, rf: Any
+) -> None:
+    from django.contrib import admin
+
+    plan = started(world)
+    request = rf.post("/")
+    request.user = User.objects.create_superuser("boss", password="x-unused-x")
+    model_admin = admin.site._registry[RolloutPlan]
+    opened = RolloutPlan.objects.get(pk=plan.pk)  # the page is opened ...
+    services.pause(plan, user=world.manager, reason="meanwhile")  # ... a pause lands ...
+    form_class = model_admin.get_form(request, opened, change=True)
+    shown = form_class(instance=opened)  # what the page's fields hold, as the browser sends it
+    data = {bf.name: bf.field.prepare_value(bf.initial) for bf in shown if bf.initial is not None}
+    form = form_class({**data, "name": "renamed"}, instance=opened)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(request, form.save(commit=False), form, True)  # ... then the save
+
+    fresh = RolloutPlan.objects.get(pk=plan.pk)
+    assert fresh.name == "renamed"
+    assert (fresh.status, fresh.status_reason) == ("paused", "meanwhile")
+    assert fresh.last_sequence == plan.checks.count() == 2  # start, pause
+    services.resume(fresh, user=world.manager, reason="go on")  # the next record numbers on
+    assert list(plan.checks.values_list("sequence", flat=True).order_by("sequence")) == [1, 2, 3]

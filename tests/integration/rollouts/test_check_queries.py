@@ -30,8 +30,8 @@ from tests.integration.rollouts.conftest import World
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-# lock, stages, guardrails, rollups, last sequence, plan update, check insert, synchronous_commit
-MAX_QUERIES_PER_CHECK = 8
+# lock, stages, guardrails, rollups, plan update, check insert, synchronous_commit
+MAX_QUERIES_PER_CHECK = 7
 
 
 def nothing_kept() -> AbstractContextManager[Any]:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from django.db import connections, router
-from django.db.models import Case, F, When
+from django.db.models import Case, F, QuerySet, When
 from psycopg.adapt import Loader
 
 from analytics.models import EventKind, Rollup
@@ -129,6 +129,16 @@ def totals_from_rows(
     return totals
 
 
+def window_rollups(environment_id: int, flag_key: str, window: Window) -> QuerySet[Rollup]:
+    """The flag's rollup rows in [window.start, window.end)."""
+    return Rollup.objects.filter(
+        environment_id=environment_id,
+        flag_key=flag_key,
+        bucket_start__gte=window.start,
+        bucket_start__lt=window.end,
+    )
+
+
 def look_totals(
     environment_id: int,
     flag_key: str,
@@ -158,13 +168,8 @@ def look_totals_row_by_row(
     uses it), and the reference the PostgreSQL read is tested against."""
     histograms_from = window.start + histograms_from_look * window.look_interval
     rows = (
-        Rollup.objects.filter(
-            environment_id=environment_id,
-            flag_key=flag_key,
-            bucket_start__gte=window.start,
-            bucket_start__lt=window.end,
-            metric__in=list(metrics),
-        )
+        window_rollups(environment_id, flag_key, window)
+        .filter(metric__in=list(metrics))
         .annotate(
             fresh_histogram=Case(
                 When(bucket_start__gte=histograms_from, then=F("histogram")),

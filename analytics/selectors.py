@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db.models import Sum
 
-from analytics.look_totals import look_totals
-from analytics.models import EventKind, Rollup
+from analytics.look_totals import look_totals, window_rollups
+from analytics.models import EventKind
 from analytics.stats import VariantSeries
 from analytics.stats.histogram import N_BUCKETS
 from flags.models import FlagState
@@ -69,12 +69,7 @@ class VariantTotals:
 def window_totals(environment_id: int, flag_key: str, window: Window) -> list[VariantTotals]:
     """Totals per variant and metric over a window (dashboards, custom metrics)."""
     rows = (
-        Rollup.objects.filter(
-            environment_id=environment_id,
-            flag_key=flag_key,
-            bucket_start__gte=window.start,
-            bucket_start__lt=window.end,
-        )
+        window_rollups(environment_id, flag_key, window)
         .values("variant", "metric")
         .annotate(events=Sum("events"), users=Sum("users"), value_sum=Sum("value_sum"))
         .order_by("variant", "metric")

@@ -35,7 +35,7 @@ from django.db import connections, router
 from analytics.look_totals import IntArray, LookTotals, RowPrints, look_totals
 from analytics.models import Rollup
 from analytics.selectors import Window
-from analytics.stats.histogram import LatencyLooks, empty_histogram
+from analytics.stats.histogram import N_BUCKETS, LatencyLooks
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +82,12 @@ def totals_with_latency(
 def _latency_looks(totals: LookTotals, variant: str, kept: _Kept | None) -> LatencyLooks:
     per_look = totals.latency.get(variant)
     if per_look is None:
-        per_look = np.zeros((totals.looks, len(empty_histogram())), np.int64)
+        per_look = np.zeros((totals.looks, N_BUCKETS), np.int64)
     if kept is None:
         return LatencyLooks.of(np.cumsum(per_look, axis=0))
     earlier = kept.variants.get(variant)
     if earlier is None:  # no latency rows in the kept looks: they are all zero
-        base = LatencyLooks.of(np.zeros((kept.looks, len(empty_histogram())), np.int64))
+        base = LatencyLooks.of(np.zeros((kept.looks, N_BUCKETS), np.int64))
     else:
         base = earlier.looks
     newer: IntArray = base.last + np.cumsum(per_look[kept.looks :], axis=0)
@@ -122,7 +122,7 @@ def _keep(
 
 def _usable(kept: _Kept | None, window: Window) -> _Kept | None:
     if kept is None or not 0 < kept.looks <= window.looks:
-        return None  # e.g. a clock that went back (a simulation), or an entry of another format
+        return None  # e.g. kept at a later time than this check's (a simulation's clock)
     return kept
 
 

@@ -14,7 +14,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from flags import roles
-from rollouts import services
+from rollouts import approval, services
+from rollouts.definition import approval_covers
 from rollouts.models import (
     Guardrail,
     Notification,
@@ -88,10 +89,10 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["status", "flag_state__environment"]
     search_fields = ["name", "flag_state__flag__key"]
     action_form = ReasonActionForm
-    actions = ["approve", "start", "pause", "resume", "advance", "rollback", "abort"]
+    actions = ["request_approval", "start", "pause", "resume", "advance", "rollback", "abort"]
     readonly_fields = ["status", "status_reason", "current_stage", "stage_started_at",
                        "started_at", "finished_at", "applied_state_version", "next_check_at",
-                       "last_checked_at", "approved_by", "approved_at", "created_by", "version",
+                       "last_checked_at", "approval", "approved_at", "created_by", "version",
                        "guardrail_status"]  # fmt: skip
 
     def get_form(
@@ -137,6 +138,14 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         stage = obj.stages.filter(position=obj.current_stage).first()
         return f"{obj.current_stage + 1}: {stage}" if stage else "-"
 
+    @admin.display(description="approval")
+    def approval(self, obj: RolloutPlan) -> str:
+        if obj.approved_by is None:
+            return "not approved"
+        if approval_covers(obj):
+            return f"approved by {obj.approved_by}"
+        return f"approved by {obj.approved_by}, but the plan changed since: request it again"
+
     @admin.display(description="guardrails now")
     def guardrail_status(self, obj: RolloutPlan) -> str:
         last = obj.checks.exclude(guardrails=[]).order_by("-sequence").first()
@@ -148,7 +157,7 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def _run(self, request: HttpRequest, queryset: QuerySet[RolloutPlan], name: str) -> None:
         reason = request.POST.get("reason", "")
-        action = services.__dict__[{"approve": "approve_plan"}.get(name, name)]
+        action = approval.__dict__[name] if name == "request_approval" else services.__dict__[name]
         for plan in queryset:
             try:
                 action(plan, user=request.user, reason=reason)
@@ -159,9 +168,9 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             else:
                 self.message_user(request, f"{plan}: {name} done.", messages.SUCCESS)
 
-    @admin.action(description="Approve the plan (someone other than its author)")
-    def approve(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
-        self._run(request, queryset, "approve")
+    @admin.action(description="Request approval (a change request, reviewed by someone else)")
+    def request_approval(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
+        self._run(request, queryset, "request_approval")
 
     @admin.action(description="Start")
     def start(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:

@@ -1,7 +1,9 @@
 """Management API for rollouts, under /api/v1/rollouts/.
 
 Thin views over rollouts.services (which check roles through flags.roles). Bad input is a JSON
-400 naming the field; a state conflict (already running, not approved) is a 409.
+400 naming the field; a state conflict (already running, not approved) is a 409. A plan's
+approval is requested here (``request-approval``: a change request, answered 202) and given in
+the change-request flow, by someone else who may approve in the environment.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from flags.api.base import ApiView
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.throttling import ManagementThrottle
 from flags.models import FlagState, Segment
-from rollouts import services
+from flags.services import Source
+from rollouts import approval, services
+from rollouts.definition import approval_covers
 from rollouts.models import RolloutCheck, RolloutPlan
 from rollouts.plan_templates import TEMPLATES
 
@@ -69,6 +73,8 @@ def plan_out(plan: RolloutPlan) -> dict[str, Any]:
         "stage_started_at": plan.stage_started_at,
         "next_check_at": plan.next_check_at if plan.status == RolloutPlan.Status.RUNNING else None,
         "approved_by": str(plan.approved_by) if plan.approved_by else None,
+        # False once the plan changed after its approval: it then needs approving again.
+        "approval_current": approval_covers(plan),
         "rollback_action": plan.rollback_action,
         "version": plan.version,
         "stages": [
@@ -212,7 +218,6 @@ class RolloutTimeline(RolloutView):
 
 
 ACTIONS: dict[str, Callable[..., RolloutPlan]] = {
-    "approve": services.approve_plan,
     "start": services.start,
     "pause": services.pause,
     "resume": services.resume,
@@ -226,12 +231,20 @@ class RolloutAction(RolloutView):
     @extend_schema(
         request=ReasonIn, responses={200: dict}, operation_id="rollouts_action",
         parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=[
-            "approve", "start", "pause", "resume", "advance", "rollback", "abort"])],
+            "request-approval", "start", "pause", "resume", "advance", "rollback", "abort"])],
     )  # fmt: skip
     def post(self, request: Request, pk: int, action: str) -> Response:
-        if action not in ACTIONS:
-            raise services.RolloutError("action", f"Choose one of {sorted(ACTIONS)}.", 404)
+        if action not in ACTIONS and action != "request-approval":
+            names = sorted([*ACTIONS, "request-approval"])
+            raise services.RolloutError("action", f"Choose one of {names}.", 404)
         plan = self.plan(request, pk)
         reason = self.valid(ReasonIn(data=request.data))["reason"]
+        if action == "request-approval":
+            # The change request is reviewed in the change-request flow (/api/v1/change-requests).
+            change_request = approval.request_approval(
+                plan, user=request.user, reason=reason, source=Source.API
+            )
+            plan.refresh_from_db()
+            return Response({**plan_out(plan), "change_request": change_request.pk}, status=202)
         plan = ACTIONS[action](plan, user=request.user, reason=reason)
         return Response(plan_out(plan))

@@ -21,6 +21,7 @@ from django.db import transaction
 from flags import services as flag_services
 from flags.models import FlagState
 from flags.services import Actor, Source
+from rollouts.definition import approval_covers
 from rollouts.models import FULL, RolloutPlan, RolloutStage
 
 HISTORY_REASON_MAX = 1000  # flags.history.REASON_MAX_LENGTH: the timeline holds the rest
@@ -99,7 +100,7 @@ def _write(
     requires approval (Authority.APPROVED); without it the pipeline raises ApprovalRequired.
     """
     if authority is None:
-        approved = plan.approved_by is not None
+        approved = approval_covers(plan)
         authority = flag_services.Authority.APPROVED if approved else flag_services.Authority.NORMAL
     edit = flag_services.Edit(flag_services.STATE, state, changes, expected)
     flag_services.submit(

@@ -306,7 +306,13 @@ def decide(plan: PlanSpec, stage: StageSpec, clock: Clock, evidence: Evidence) -
         return _hold([Reason(Code.NOT_ENOUGH_DATA, message)], results, alert=overdue)
     if plan.environment_requires_approval and not plan.plan_approved:
         return _hold(
-            [Reason(Code.PLAN_NOT_APPROVED, "the environment requires approval: approve the plan")],
+            [
+                Reason(
+                    Code.PLAN_NOT_APPROVED,
+                    "the environment requires approval and the plan as it "
+                    "stands is not approved: request its approval",
+                )
+            ],
             results,
         )
     if stage.requires_approval and not clock.stage_approved:

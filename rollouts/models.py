@@ -77,6 +77,9 @@ class RolloutPlan(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The definition the approval was given for (rollouts.definition.fingerprint): a plan
+    # changed since is no longer covered by it.
+    approved_definition = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)
     # The sequence number of the plan's last timeline record, kept on the (locked) plan so a
@@ -174,12 +177,13 @@ class RolloutCheck(models.Model):
         ABORT = "abort", "Abort"
         COMPLETE = "complete", "Complete"
         APPROVE = "approve", "Plan approved"
+        APPROVAL_REQUESTED = "approval_requested", "Approval requested"
 
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="checks")
     sequence = models.PositiveIntegerField()
     checked_at = models.DateTimeField()
     stage = models.IntegerField()
-    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    verdict = models.CharField(max_length=24, choices=Verdict.choices)
     reasons = models.JSONField(default=list)
     guardrails = models.JSONField(default=list)
     samples = models.JSONField(default=dict)

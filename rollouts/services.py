@@ -37,6 +37,7 @@ from rollouts.decision import (
     Verdict,
     decide,
 )
+from rollouts.definition import approval_covers
 from rollouts.evidence import EvidenceRequest, gather
 from rollouts.models import Guardrail, RolloutCheck, RolloutPlan, RolloutStage, WebhookTarget
 from rollouts.plan_templates import DEFAULT_GUARDRAILS, TEMPLATES, StageTemplate
@@ -94,12 +95,14 @@ def plan_spec(
     stages: Sequence[RolloutStage],
     guardrails: tuple[GuardrailSpec, ...] | None = None,
 ) -> PlanSpec:
+    requires_approval = plan.flag_state.environment.requires_approval
     return PlanSpec(
         tuple(stage_spec(plan, s) for s in stages),
         guardrail_specs(plan) if guardrails is None else guardrails,
         plan.insufficient_traffic_extension_seconds,
-        environment_requires_approval=plan.flag_state.environment.requires_approval,
-        plan_approved=plan.approved_by_id is not None,
+        environment_requires_approval=requires_approval,
+        # Only where it matters: the fingerprint reads the guardrails' rows once more.
+        plan_approved=requires_approval and approval_covers(plan, stages),
     )
 
 
@@ -316,30 +319,6 @@ def _who(user: UserLike | None) -> str:
     return str(user) if user is not None else "system"
 
 
-def approve_plan(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> RolloutPlan:
-    """The one-time approval of a plan, by a person other than its author who may approve in
-    the environment. (To be routed through change requests by flags' governance pipeline.)"""
-    reason = _reason(reason)
-    now = timezone.now()
-    with transaction.atomic():
-        locked = _lock(plan)
-        if user is None or not user.is_authenticated:
-            raise PermissionDenied("Approval needs a person.")
-        if not roles.can(user, "approve", locked.flag_state.environment):
-            raise PermissionDenied("You may not approve changes in this environment.")
-        if locked.created_by_id == user.pk:
-            raise PermissionDenied("You cannot approve your own plan.")
-        if locked.status not in (Status.DRAFT, *RolloutPlan.ACTIVE):
-            raise RolloutError("status", f"The plan is {locked.get_status_display()}.", 409)
-        locked.approved_by = user
-        locked.approved_at = now
-        locked.version += 1
-        locked.save()
-        _record(locked, now, "approve", [{"code": "approved", "message": reason}],
-                actor=_who(user), manual=True)  # fmt: skip
-    return locked
-
-
 # --- Starting and steering -----------------------------------------------------------------------
 
 
@@ -367,9 +346,12 @@ def start(
         if locked.status != Status.DRAFT:
             raise RolloutError("status", f"The plan is {locked.get_status_display()}.", 409)
         env = locked.flag_state.environment
-        if env.requires_approval and locked.approved_by_id is None:
+        if env.requires_approval and not approval_covers(locked):
             raise RolloutError(
-                "approval", f"{env.key} requires approval: approve the plan first.", 409
+                "approval",
+                f"{env.key} requires approval: request it and have the change request "
+                "approved first (a plan changed since its approval needs it again).",
+                409,
             )
         if RolloutPlan.objects.filter(
             flag_state=locked.flag_state, status__in=RolloutPlan.ACTIVE
@@ -460,9 +442,12 @@ def advance(plan: RolloutPlan, *, user: UserLike | None, reason: str) -> Rollout
         _require(user, "edit_state", locked)
         _require_active(locked, Status.RUNNING, Status.PAUSED)
         env = locked.flag_state.environment
-        if env.requires_approval and locked.approved_by_id is None:
+        if env.requires_approval and not approval_covers(locked):
             raise RolloutError(
-                "approval", f"{env.key} requires approval: approve the plan first.", 409
+                "approval",
+                f"{env.key} requires approval: request it and have the change request "
+                "approved first (a plan changed since its approval needs it again).",
+                409,
             )
         stages = _stages(locked)
         text = _evidence_reason(locked, "advanced by hand", f"{reason} (by {_who(user)})")

@@ -14,8 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from flags import services as flag_services
-from flags.models import FlagState
-from rollouts import services
+from flags.models import ChangeRequest, FlagState
+from rollouts import approval, services
+from rollouts.definition import approval_covers
 from rollouts.models import RolloutCheck, RolloutPlan
 from tests.integration.rollouts.conftest import World
 
@@ -101,26 +102,104 @@ def test_every_action_needs_a_reason_and_the_role(world: World) -> None:
         services.start(plan, user=world.viewer, reason="x")
 
 
-@pytest.mark.django_db
-def test_an_approval_environment_needs_the_plan_approved_by_someone_else(world: World) -> None:
+def approval_environment(world: World) -> None:
     world.env.requires_approval = True
     world.env.save()
     world.state.refresh_from_db()
+
+
+def review(change_request: ChangeRequest, reviewer: User, author: User) -> None:
+    """The change-request flow: approved by the reviewer, applied by the author."""
+    flag_services.approve_change(change_request, actor=reviewer, source="admin", reason="reviewed")
+    change_request.refresh_from_db()
+    if change_request.status == ChangeRequest.Status.APPROVED:  # no apply-on-approval
+        flag_services.apply_change(change_request, actor=author, source="admin")
+
+
+@pytest.mark.django_db
+def test_an_approval_environment_needs_the_plan_approved_through_a_change_request(
+    world: World,
+) -> None:
+    approval_environment(world)
     plan = services.create_from_template(world.state, template="standard", user=world.manager)
-    with pytest.raises(services.RolloutError, match="approve the plan"):
+    with pytest.raises(services.RolloutError, match="requires approval"):
         services.start(plan, user=world.manager, reason="go")
-    with pytest.raises(Exception, match="your own plan"):
-        services.approve_plan(plan, user=world.manager, reason="me")
-    services.approve_plan(plan, user=world.other_manager, reason="reviewed")
+    with pytest.raises(PermissionDenied):
+        approval.request_approval(plan, user=world.viewer, reason="please")
+    request = approval.request_approval(plan, user=world.manager, reason="ready for review")
+    # One review flow for everything: the request is a change request of the environment.
+    assert request.status == ChangeRequest.Status.PENDING
+    assert request.environment_ids == [world.env.pk]
+    assert request.summary.startswith(f"approval of rollout plan #{plan.pk}")
+    assert "5% 24 h" in request.summary
+    assert approval.request_approval(plan, user=world.manager, reason="again").pk == request.pk
+    with pytest.raises(PermissionDenied, match="your own"):
+        flag_services.approve_change(request, actor=world.manager, source="admin", reason="me")
+    plan.refresh_from_db()
+    assert plan.approved_by is None  # proposing it approved nothing
+
+    review(request, world.other_manager, world.manager)
+    plan.refresh_from_db()
+    assert plan.approved_by == world.other_manager
+    assert approval_covers(plan)
+    verdicts = list(plan.checks.order_by("sequence").values_list("verdict", "actor"))
+    assert verdicts == [("approval_requested", "rm1"), ("approve", "rm2")]
+
     services.start(plan, user=world.manager, reason="go")
     assert weight(world.state) == 5000
     # The plan's approval is the stage's authority in the pipeline: no second request.
-    assert not world.state.change_requests.exists()
+    assert world.state.change_requests.count() == 0
     latest = world.state.history.latest("history_id")
     assert (latest.history_source, latest.history_user) == ("automation", None)
     # A rollback applies at once (it only reduces exposure: the emergency authority).
     services.rollback(plan, user=world.manager, reason="bad")
     assert weight(world.state) == 0
+
+
+@pytest.mark.django_db
+def test_a_plan_changed_after_its_approval_request_or_its_approval_needs_it_again(
+    world: World,
+) -> None:
+    approval_environment(world)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    first = approval.request_approval(plan, user=world.manager, reason="ready")
+    plan.stages.filter(position=0).update(weight=50_000)  # edited before the review: 50 %
+    flag_services.approve_change(first, actor=world.other_manager, source="admin", reason="ok")
+    with pytest.raises(flag_services.VersionConflict):
+        flag_services.apply_change(first, actor=world.manager, source="admin")
+    first.refresh_from_db()
+    assert first.status == ChangeRequest.Status.STALE
+    plan.refresh_from_db()
+    assert plan.approved_by is None
+
+    review(approval.request_approval(plan, user=world.manager, reason="as it is now"),
+           world.other_manager, world.manager)  # fmt: skip
+    plan.refresh_from_db()
+    assert approval_covers(plan)
+    # Edited after its approval (the admin's stage inline, a shell: whatever the path).
+    plan.guardrails.update(red=9.0)
+    plan.refresh_from_db()
+    assert plan.approved_by == world.other_manager
+    assert not approval_covers(plan)
+    with pytest.raises(services.RolloutError, match="requires approval"):
+        services.start(plan, user=world.manager, reason="go")
+    world.state.refresh_from_db()
+    assert "rollout" not in world.state.default_serve  # nothing reached the flag
+
+
+@pytest.mark.django_db
+def test_a_running_plan_edited_after_its_approval_holds_at_the_next_stage(world: World) -> None:
+    approval_environment(world)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    review(approval.request_approval(plan, user=world.manager, reason="ready"),
+           world.other_manager, world.manager)  # fmt: skip
+    plan = services.start(plan, user=world.manager, reason="go")
+    plan.stages.filter(position=1).update(weight=90_000)  # the next stage, now 90 %
+    plan.refresh_from_db()
+    spec = services.plan_spec(plan, list(plan.stages.order_by("position")))
+    assert spec.environment_requires_approval
+    assert not spec.plan_approved
+    assert weight(world.state) == 5000
 
 
 @pytest.mark.django_db(transaction=True)
@@ -228,3 +307,53 @@ def test_an_admin_edit_of_a_plan_keeps_what_the_checks_wrote_meanwhile(
     assert fresh.last_sequence == plan.checks.count() == 2  # start, pause
     services.resume(fresh, user=world.manager, reason="go on")  # the next record numbers on
     assert list(plan.checks.values_list("sequence", flat=True).order_by("sequence")) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_api_plan_approval_goes_through_the_change_request_endpoints(world: World) -> None:
+    approval_environment(world)
+    author, reviewer = APIClient(), APIClient()
+    author.force_authenticate(world.manager)
+    reviewer.force_authenticate(world.other_manager)
+    body = {"project": "shop", "flag": "pdf", "environment": "staging", "template": "standard"}
+    pk = author.post("/api/v1/rollouts/", body, format="json").json()["id"]
+    refused = author.post(f"/api/v1/rollouts/{pk}/start", {"reason": "go"}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["path"] == "approval"
+    asked = author.post(f"/api/v1/rollouts/{pk}/request-approval", {"reason": "ready"},
+                        format="json")  # fmt: skip
+    assert asked.status_code == 202, asked.content
+    assert asked.json()["approval_current"] is False
+    cr = f"/api/v1/projects/shop/change-requests/{asked.json()['change_request']}"
+    pending = reviewer.get(cr).json()
+    assert pending["status"] == "pending"
+    assert pending["environments"] == ["staging"]
+    assert author.post(f"{cr}/approve", {"reason": "me"}, format="json").status_code == 403
+    approved = reviewer.post(f"{cr}/approve", {"reason": "looks right"}, format="json")
+    assert approved.json()["status"] == "approved", approved.content
+    applied = author.post(f"{cr}/apply", {}, format="json")
+    assert applied.json()["status"] == "applied", applied.content
+    plan = author.get(f"/api/v1/rollouts/{pk}").json()
+    assert (plan["approved_by"], plan["approval_current"]) == ("rm2", True)
+    started_ = author.post(f"/api/v1/rollouts/{pk}/start", {"reason": "go"}, format="json")
+    assert started_.json()["status"] == "running"
+    unknown = author.post(f"/api/v1/rollouts/{pk}/approve", {"reason": "x"}, format="json")
+    assert unknown.status_code == 404  # approving is the change request's, not the plan's
+
+
+@pytest.mark.django_db
+def test_admin_requests_a_plans_approval(world: World, client: Any) -> None:
+    approval_environment(world)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    world.manager.is_staff = True  # the admin is for staff; the role decides the rest
+    world.manager.save()
+    client.force_login(world.manager)
+    client.post(
+        "/admin/rollouts/rolloutplan/",
+        {"action": "request_approval", "_selected_action": [plan.pk], "reason": "please review"},
+    )
+    request = ChangeRequest.objects.get(project=world.project)
+    assert request.reason == "please review"
+    assert request.author == world.manager
+    page = client.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/").content.decode()
+    assert "not approved" in page

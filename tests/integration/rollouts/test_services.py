@@ -10,6 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -357,3 +359,17 @@ def test_admin_requests_a_plans_approval(world: World, client: Any) -> None:
     assert request.author == world.manager
     page = client.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/").content.decode()
     assert "not approved" in page
+    # The reviewer decides it where every change request is decided.
+    world.other_manager.is_staff = True
+    world.other_manager.save()
+    reviewer = Client()
+    reviewer.force_login(world.other_manager)
+    shown = reviewer.get(reverse("admin:flags_changerequest_change", args=[request.pk]))
+    assert shown.status_code == 200
+    assert f"approval of rollout plan #{plan.pk}" in shown.content.decode()
+    decide = reverse("admin:flags_changerequest_decide", args=[request.pk])
+    assert client.post(decide, {"decision": "approve"}).status_code == 403  # the author
+    assert reviewer.post(decide, {"decision": "approve"}).status_code == 302
+    assert reviewer.post(decide, {"decision": "apply"}).status_code == 302
+    page = client.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/").content.decode()
+    assert "approved by rm2" in page

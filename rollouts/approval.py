@@ -57,15 +57,16 @@ class PlanApproval:
 
     def apply(self, who: Actor, source: str, reason: str) -> list[models.Model]:
         locked = _lock(self.plan)
-        if definition.fingerprint(locked) != self.definition:
-            raise VersionConflict(locked.version)  # the plan changed since it was reviewed
-        if locked.status not in (Status.DRAFT, *RolloutPlan.ACTIVE):
-            raise RolloutError("status", f"The plan is {locked.get_status_display()}.", 409)
+        finished = locked.status not in (Status.DRAFT, *RolloutPlan.ACTIVE)
+        if finished or definition.fingerprint(locked) != self.definition:
+            raise VersionConflict(locked.version)  # the plan moved on since it was reviewed
         request = _request_for(locked, ChangeRequest.Status.APPROVED, self.definition)
         if request is None or request.reviewer is None:
             # The pipeline also runs a change while proposing it (then rolls it back): only
             # the application of a reviewed request approves the plan.
             return []
+        if request.reviewer_id == locked.created_by_id:
+            raise PermissionDenied("A plan's author cannot approve it, however it was asked.")
         now = timezone.now()
         locked.approved_by = request.reviewer
         locked.approved_at = now

@@ -174,6 +174,12 @@ def test_a_plan_changed_after_its_approval_request_or_its_approval_needs_it_agai
     plan.refresh_from_db()
     assert plan.approved_by is None
 
+    # Asked for by someone else, the plan's author still cannot be its approver.
+    asked_by_other = approval.request_approval(plan, user=world.other_manager, reason="mine?")
+    flag_services.approve_change(asked_by_other, actor=world.manager, source="admin", reason="me")
+    with pytest.raises(PermissionDenied, match="author"):
+        flag_services.apply_change(asked_by_other, actor=world.manager, source="admin")
+    flag_services.reject_change(asked_by_other, actor=world.manager, source="admin", reason="no")
     review(approval.request_approval(plan, user=world.manager, reason="as it is now"),
            world.other_manager, world.manager)  # fmt: skip
     plan.refresh_from_db()

@@ -40,6 +40,22 @@ class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
                   "check_interval_seconds", "min_sample", "email_recipients"]  # fmt: skip
 
 
+class PlanChangeForm(forms.ModelForm):  # type: ignore[type-arg]
+    change_reason = forms.CharField(
+        max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why you change this plan (its stages, guardrails, settings): recorded on its "
+        "timeline. In an environment that requires approval, a changed plan needs approving "
+        "again before its next stage.",
+    )  # fmt: skip
+
+    class Meta:
+        model = RolloutPlan
+        # Every editable column; the admin leaves out its read-only ones (status, stage, ...).
+        fields = [
+            f.name for f in RolloutPlan._meta.concrete_fields if f.editable and not f.primary_key
+        ]
+
+
 class StageInline(admin.TabularInline):  # type: ignore[type-arg]
     model = RolloutStage
     extra = 0
@@ -92,8 +108,11 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ["request_approval", "start", "pause", "resume", "advance", "rollback", "abort"]
     readonly_fields = ["status", "status_reason", "current_stage", "stage_started_at",
                        "started_at", "finished_at", "applied_state_version", "next_check_at",
-                       "last_checked_at", "approval", "approved_at", "created_by", "version",
-                       "guardrail_status"]  # fmt: skip
+                       "last_checked_at", "approval", "approved_by", "approved_at", "created_by",
+                       "version", "guardrail_status", "flag_state", "alerted_stage"]  # fmt: skip
+    # Fixed once the plan has started: who is in which cohort depends on them (a changed
+    # bucketing or variant would reshuffle the exposed users).
+    frozen_once_started = ["on_variant", "off_variant", "bucket_by", "template"]
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -101,16 +120,34 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj is None:
             kwargs["form"] = PlanAddForm
             kwargs["fields"] = PlanAddForm.Meta.fields
+        else:
+            kwargs["form"] = PlanChangeForm
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return PlanAddForm.Meta.fields if obj is None else super().get_fields(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else self.readonly_fields
+        if obj is None:
+            return ()
+        if obj.status == RolloutPlan.Status.DRAFT:
+            return self.readonly_fields
+        return [*self.readonly_fields, *self.frozen_once_started]
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else [StageInline, GuardrailInline, WebhookInline, CheckInline]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change:
+            return
+        edited = [name for name in form.changed_data if name != "change_reason"]
+        edited += [fs.model._meta.verbose_name_plural for fs in formsets if fs.has_changed()]
+        if edited:
+            services.record_edit(
+                form.instance, user=request.user, what=edited,
+                reason=form.cleaned_data["change_reason"],
+            )  # fmt: skip
 
     def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
         if change:

@@ -178,6 +178,7 @@ class RolloutCheck(models.Model):
         COMPLETE = "complete", "Complete"
         APPROVE = "approve", "Plan approved"
         APPROVAL_REQUESTED = "approval_requested", "Approval requested"
+        EDIT = "edit", "Plan edited"
 
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="checks")
     sequence = models.PositiveIntegerField()

@@ -319,6 +319,23 @@ def _who(user: UserLike | None) -> str:
     return str(user) if user is not None else "system"
 
 
+def record_edit(
+    plan: RolloutPlan, *, user: UserLike | None, what: Sequence[str], reason: str
+) -> RolloutCheck:
+    """The timeline's record of a change to the plan itself (made in the admin's form and
+    inlines), with who, what and why; says so when the plan's approval no longer covers it."""
+    reason = _reason(reason)
+    with transaction.atomic():
+        locked = _lock(plan)
+        _require(user, "edit_state", locked)
+        message = f"changed {', '.join(what)}: {reason}"
+        if locked.approved_by_id is not None and not approval_covers(locked):
+            message += "; the approval no longer covers the plan: request it again"
+        return _record(locked, timezone.now(), RolloutCheck.Verdict.EDIT,
+                       [{"code": "edited", "message": message}],
+                       actor=_who(user), manual=True)  # fmt: skip
+
+
 # --- Starting and steering -----------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                     ("progress", "Progress"), ("hold", "Hold"), ("rollback", "Roll back"),
                     ("pause", "Pause"), ("resume", "Resume"), ("start", "Start"),
                     ("abort", "Abort"), ("complete", "Complete"), ("approve", "Plan approved"),
-                    ("approval_requested", "Approval requested"),
+                    ("approval_requested", "Approval requested"), ("edit", "Plan edited"),
                 ],
                 max_length=24,
             ),

@@ -305,7 +305,7 @@ def test_an_admin_edit_of_a_plan_keeps_what_the_checks_wrote_meanwhile(
     form_class = model_admin.get_form(request, opened, change=True)
     shown = form_class(instance=opened)  # what the page's fields hold, as the browser sends it
     data = {bf.name: bf.field.prepare_value(bf.initial) for bf in shown if bf.initial is not None}
-    form = form_class({**data, "name": "renamed"}, instance=opened)
+    form = form_class({**data, "name": "renamed", "change_reason": "clearer"}, instance=opened)
     assert form.is_valid(), form.errors
     model_admin.save_model(request, form.save(commit=False), form, True)  # ... then the save
 
@@ -379,3 +379,40 @@ def test_admin_requests_a_plans_approval(world: World, client: Any) -> None:
     assert reviewer.post(decide, {"decision": "apply"}).status_code == 302
     page = client.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/").content.decode()
     assert "approved by rm2" in page
+
+
+@pytest.mark.django_db
+def test_a_plan_edited_in_the_admin_needs_a_reason_and_shows_on_its_timeline(
+    world: World, django_app: Any
+) -> None:
+    approval_environment(world)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    review(approval.request_approval(plan, user=world.manager, reason="ready"),
+           world.other_manager, world.manager)  # fmt: skip
+    world.manager.is_staff = True
+    world.manager.save()
+    plan = services.start(plan, user=world.manager, reason="go")
+    url = f"/admin/rollouts/rolloutplan/{plan.pk}/change/"
+    form = django_app.get(url, user=world.manager).forms["rolloutplan_form"]
+    # What decides who is in which cohort, and the approval itself, are not the form's.
+    assert {"approved_by", "flag_state", "bucket_by", "on_variant"}.isdisjoint(form.fields)
+    form["min_sample"] = "400"
+    refused = form.submit("_save")
+    assert refused.status_code == 200  # the form again, with the reason asked for
+    assert "This field is required" in refused.html.select_one(".field-change_reason").text
+    plan.refresh_from_db()
+    assert plan.min_sample == 200
+    form = refused.forms["rolloutplan_form"]
+    form["change_reason"] = "200 users give too little signal"
+    form.submit("_save").follow()
+
+    plan.refresh_from_db()
+    assert plan.min_sample == 400
+    assert plan.status == "running"
+    edit = plan.checks.order_by("-sequence").first()
+    assert edit is not None
+    assert (edit.verdict, edit.actor, edit.manual) == ("edit", "rm1", True)
+    message = edit.reasons[0]["message"]
+    assert message.startswith("changed min_sample: 200 users give too little signal")
+    assert message.endswith("the approval no longer covers the plan: request it again")
+    assert not approval_covers(plan)

@@ -46,8 +46,10 @@ class CreateIn(serializers.Serializer[Any]):
     segment = serializers.CharField(required=False, allow_blank=True, default="")
     on_variant = serializers.CharField(required=False, default="on")
     bucket_by = serializers.CharField(required=False, default="targetingKey")
-    check_interval_seconds = serializers.IntegerField(min_value=10, default=300)
-    min_sample = serializers.IntegerField(min_value=0, default=200)
+    check_interval_seconds = serializers.IntegerField(
+        min_value=10, max_value=7 * 24 * 3600, default=300
+    )
+    min_sample = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=200)
     rollback_action = serializers.ChoiceField(
         choices=RolloutPlan.RollbackAction.values, default=RolloutPlan.RollbackAction.ZERO
     )

@@ -234,7 +234,9 @@ class EnvironmentOut(serializers.ModelSerializer[Environment]):
 class EnvironmentIn(serializers.Serializer[Any]):
     key = key_field()
     name = StrictCharField(max_length=200)
-    sortOrder = serializers.IntegerField(source="sort_order", required=False)
+    sortOrder = serializers.IntegerField(  # a small-integer column
+        source="sort_order", required=False, min_value=0, max_value=32767
+    )
     isProduction = serializers.BooleanField(source="is_production", required=False)
     requiresApproval = serializers.BooleanField(source="requires_approval", required=False)
     # Origins allowed to call the browser endpoints with this environment's keys (flags.cors).

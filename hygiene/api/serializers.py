@@ -11,7 +11,7 @@ from rest_framework import serializers
 class ReferenceIn(serializers.Serializer[Any]):
     flagKey = serializers.CharField(max_length=100)
     path = serializers.CharField(max_length=1000)
-    line = serializers.IntegerField(min_value=1)
+    line = serializers.IntegerField(min_value=1, max_value=2**31 - 1)  # the column is a 32-bit int
     context = serializers.CharField(  # type: ignore[assignment]
         max_length=2000, allow_blank=True, default=""
     )

@@ -187,6 +187,14 @@ def test_upload_round_trip(tree: Path, flagsite_server: ServerProcess) -> None:
             },
             "line",
         ),
+        (  # past the column's 32 bits (a fuzzer's find: it was a 500)
+            {
+                "repository": "r",
+                "commit": "x",
+                "references": [{"flagKey": "a", "path": "a", "line": 364_449_336_363}],
+            },
+            "line",
+        ),
     ],
 )
 def test_bad_uploads_name_the_field(

@@ -240,6 +240,11 @@ def test_api_start_steer_and_timeline(world: World) -> None:
     bad = api.post("/api/v1/rollouts/", {"project": "shop", "flag": "pdf"}, format="json")
     assert bad.status_code == 400
     assert {e["path"] for e in bad.json()["errors"]} >= {"environment", "template"}
+    huge = {"project": "shop", "flag": "pdf", "environment": "staging", "template": "standard",
+            "min_sample": 2**40, "check_interval_seconds": 2**40}  # fmt: skip
+    too_big = api.post("/api/v1/rollouts/", huge, format="json")
+    assert too_big.status_code == 400  # not a database overflow (a 500)
+    assert {e["path"] for e in too_big.json()["errors"]} == {"min_sample", "check_interval_seconds"}
     created = api.post(
         "/api/v1/rollouts/",
         {"project": "shop", "flag": "pdf", "environment": "staging", "template": "standard"},

@@ -32,13 +32,17 @@ MODEL_TO_API = {model: api for api, model in API_TO_MODEL.items()}
 
 
 class StrictCharField(serializers.CharField):
-    """A CharField that takes only JSON strings (DRF's turns 12 or 1.5 into text)."""
+    """A CharField that takes only JSON strings (DRF's turns 12 or 1.5 into text), and whose
+    length limit holds for the string as sent, as the OpenAPI document says (DRF measures it
+    after trimming the whitespace)."""
 
     default_error_messages = {"invalid": "Must be a string."}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return str(super().to_internal_value(data))
 
 

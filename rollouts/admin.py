@@ -8,14 +8,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from flags import roles
+from flags.admin.widgets import LinesField
 from rollouts import approval, services
-from rollouts.definition import approval_covers
+from rollouts.definition import approval_covers, edit_token
 from rollouts.models import (
     Guardrail,
     Notification,
@@ -23,6 +25,7 @@ from rollouts.models import (
     RolloutPlan,
     RolloutStage,
     WebhookTarget,
+    validate_webhook_secret,
 )
 from rollouts.plan_templates import TEMPLATES
 
@@ -31,8 +34,16 @@ class ReasonActionForm(ActionForm):
     reason = forms.CharField(required=False, help_text="Why (required for every rollout action).")
 
 
+def _recipients_field() -> LinesField:
+    return LinesField(
+        required=False, help_text="Ops email addresses told of rollbacks, holds and completion: "
+        "one a line.",
+    )  # fmt: skip
+
+
 class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
     template = forms.ChoiceField(choices=[(k, f"{k}: {v[0]}") for k, v in TEMPLATES.items()])
+    email_recipients = _recipients_field()
 
     class Meta:
         model = RolloutPlan
@@ -47,6 +58,10 @@ class PlanChangeForm(forms.ModelForm):  # type: ignore[type-arg]
         "timeline. In an environment that requires approval, a changed plan needs approving "
         "again before its next stage.",
     )  # fmt: skip
+    # What the page showed when it was opened (definition.edit_token): a save from a page that
+    # another edit has overtaken is refused, never written over the other edit.
+    opened_as = forms.CharField(widget=forms.HiddenInput, required=False)
+    email_recipients = _recipients_field()
 
     class Meta:
         model = RolloutPlan
@@ -55,22 +70,96 @@ class PlanChangeForm(forms.ModelForm):  # type: ignore[type-arg]
             f.name for f in RolloutPlan._meta.concrete_fields if f.editable and not f.primary_key
         ]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["opened_as"].initial = edit_token(self.instance)
 
-class StageInline(admin.TabularInline):  # type: ignore[type-arg]
-    model = RolloutStage
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        # The admin's save runs in one transaction: the row lock taken here holds until the
+        # plan, its stages, guardrails and webhooks are saved, so two saves cannot interleave.
+        with transaction.atomic():
+            current = RolloutPlan.objects.select_for_update().get(pk=self.instance.pk)
+            if cleaned.get("opened_as") != edit_token(current):
+                raise ValidationError(
+                    "Someone changed this plan after you opened this page (see its timeline); "
+                    "nothing was saved. Reload the page and make your change again.",
+                    code="stale",
+                )
+        return cleaned
+
+
+class PlanPartInline(admin.TabularInline):  # type: ignore[type-arg]
+    """A plan's stages, guardrails and webhooks: whoever may edit the flag's state in that
+    environment (the role, as for the plan itself) edits them; Django's model permissions,
+    which only a superuser holds here, do not decide."""
+
     extra = 0
+
+    def _may_edit(self, request: HttpRequest, obj: Any) -> bool:
+        if not isinstance(obj, RolloutPlan):
+            return False
+        return roles.can(request.user, "edit_state", obj.flag_state)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if isinstance(obj, RolloutPlan):
+            return roles.can(request.user, "view", obj.flag_state)
+        return bool(request.user.is_authenticated and request.user.is_staff)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+
+class StageInline(PlanPartInline):
+    model = RolloutStage
     fields = ["position", "name", "weight", "segment", "bake_seconds", "min_sample",
               "requires_approval"]  # fmt: skip
 
 
-class GuardrailInline(admin.TabularInline):  # type: ignore[type-arg]
+class GuardrailInline(PlanPartInline):
     model = Guardrail
-    extra = 0
 
 
-class WebhookInline(admin.TabularInline):  # type: ignore[type-arg]
+class SecretField(forms.CharField):
+    """Never shown again once saved; a blank box keeps the current secret."""
+
+    widget = forms.PasswordInput(render_value=False)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return bool(data) and data != initial
+
+
+class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
+    secret = SecretField(
+        required=False, max_length=200,
+        help_text="Standard Webhooks secret (whsec_ and base64) the receiver verifies with. "
+        "Leave blank to keep the current one.",
+    )  # fmt: skip
+
+    class Meta:
+        model = WebhookTarget
+        fields = ["url", "secret", "slack_format"]
+
+    def clean_secret(self) -> str:
+        value: str = self.cleaned_data.get("secret") or ""
+        if not value:
+            if self.instance.pk is not None:
+                return str(self.instance.secret)
+            raise ValidationError("A new webhook needs its secret.", code="required")
+        validate_webhook_secret(value)
+        return value
+
+
+class WebhookInline(PlanPartInline):
     model = WebhookTarget
-    extra = 0
+    form = WebhookForm
 
 
 class CheckInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -142,7 +231,7 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not change:
             return
         edited = [name for name in form.changed_data if name != "change_reason"]
-        edited += [fs.model._meta.verbose_name_plural for fs in formsets if fs.has_changed()]
+        edited += [str(fs.model._meta.verbose_name_plural) for fs in formsets if fs.has_changed()]
         if edited:
             services.record_edit(
                 form.instance, user=request.user, what=edited,

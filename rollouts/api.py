@@ -15,37 +15,38 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flags import roles
 from flags.api.base import ApiView
 from flags.api.permissions import ManagementAccess, request_key
+from flags.api.serializers import StrictCharField, key_field, reason_field
 from flags.api.throttling import ManagementThrottle
 from flags.models import FlagState, Segment
 from flags.services import Source
 from rollouts import approval, services
 from rollouts.definition import approval_covers
-from rollouts.models import RolloutCheck, RolloutPlan
+from rollouts.models import RolloutCheck, RolloutPlan, validate_webhook_secret
 from rollouts.plan_templates import TEMPLATES
 
 
 class WebhookIn(serializers.Serializer[Any]):
-    url = serializers.URLField()
-    secret = serializers.RegexField(r"^whsec_[A-Za-z0-9+/=]{16,}$")
+    url = serializers.URLField(max_length=500)
+    secret = StrictCharField(max_length=200, validators=[validate_webhook_secret])
     slack_format = serializers.BooleanField(default=False)
 
 
 class CreateIn(serializers.Serializer[Any]):
-    project = serializers.CharField()
-    flag = serializers.CharField()
-    environment = serializers.CharField()
+    project = key_field()
+    flag = key_field()
+    environment = key_field()
     template = serializers.ChoiceField(choices=sorted(TEMPLATES))
-    name = serializers.CharField(required=False, default="")
-    segment = serializers.CharField(required=False, allow_blank=True, default="")
-    on_variant = serializers.CharField(required=False, default="on")
-    bucket_by = serializers.CharField(required=False, default="targetingKey")
+    name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    segment = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+    on_variant = StrictCharField(max_length=100, required=False, default="on")
+    bucket_by = StrictCharField(max_length=100, required=False, default="targetingKey")
     check_interval_seconds = serializers.IntegerField(
         min_value=10, max_value=7 * 24 * 3600, default=300
     )
@@ -53,12 +54,19 @@ class CreateIn(serializers.Serializer[Any]):
     rollback_action = serializers.ChoiceField(
         choices=RolloutPlan.RollbackAction.values, default=RolloutPlan.RollbackAction.ZERO
     )
-    email_recipients = serializers.ListField(child=serializers.EmailField(), default=list)
+    email_recipients = serializers.ListField(
+        child=serializers.EmailField(max_length=254), max_length=50, default=list
+    )
     webhooks = WebhookIn(many=True, default=list)
+
+    def validate_webhooks(self, value: list[Any]) -> list[Any]:
+        if len(value) > 20:
+            raise serializers.ValidationError("At most 20 webhooks.")
+        return value
 
 
 class ReasonIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=1000)
+    reason = reason_field(required=True)
 
 
 def plan_out(plan: RolloutPlan) -> dict[str, Any]:
@@ -125,12 +133,14 @@ def check_out(check: RolloutCheck) -> dict[str, Any]:
 class RolloutView(ApiView):
     permission_classes = [ManagementAccess]
     throttle_classes = [ManagementThrottle]
+    writes_conflict = True  # a 409 when the plan's state does not allow the action
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, services.RolloutError):
-            return Response(
-                {"errors": [{"path": exc.field, "message": exc.message}]}, status=exc.status
-            )
+            body: dict[str, Any] = {"errors": [{"path": exc.field, "message": exc.message}]}
+            if exc.status == 409:  # the API's conflict shape, with the field it is about
+                body = {"detail": exc.message, **body}
+            return Response(body, status=exc.status)
         if isinstance(exc, DjangoPermissionDenied):
             exc = PermissionDenied(str(exc))
         return super().handle_exception(exc)
@@ -231,14 +241,14 @@ ACTIONS: dict[str, Callable[..., RolloutPlan]] = {
 
 class RolloutAction(RolloutView):
     @extend_schema(
-        request=ReasonIn, responses={200: dict}, operation_id="rollouts_action",
+        request=ReasonIn, responses={200: dict, 202: dict}, operation_id="rollouts_action",
         parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=[
             "request-approval", "start", "pause", "resume", "advance", "rollback", "abort"])],
     )  # fmt: skip
     def post(self, request: Request, pk: int, action: str) -> Response:
         if action not in ACTIONS and action != "request-approval":
             names = sorted([*ACTIONS, "request-approval"])
-            raise services.RolloutError("action", f"Choose one of {names}.", 404)
+            raise NotFound(f"No such action: choose one of {names}.")
         plan = self.plan(request, pk)
         reason = self.valid(ReasonIn(data=request.data))["reason"]
         if action == "request-approval":

@@ -37,6 +37,15 @@ def fingerprint(plan: RolloutPlan, stages: Sequence[RolloutStage] | None = None)
     return hashlib.blake2b(identity, digest_size=16).hexdigest()
 
 
+def edit_token(plan: RolloutPlan) -> str:
+    """Everything a person edits on the plan's admin page (its definition, name, recipients and
+    webhooks), as a token: a page opened before another edit landed sends an older one back.
+    The checks' own writes (status, stage, schedule) leave it alone, so they never conflict."""
+    hooks = sorted(plan.webhooks.values_list("url", "secret", "slack_format"))
+    identity = repr((fingerprint(plan), plan.name, plan.template, plan.email_recipients, hooks))
+    return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+
+
 def approval_covers(plan: RolloutPlan, stages: Sequence[RolloutStage] | None = None) -> bool:
     """Whether the plan was approved, for the definition it has now."""
     if plan.approved_by_id is None:

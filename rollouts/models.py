@@ -6,12 +6,47 @@ engine's units (1/100,000), so what a stage says is exactly what the ruleset ser
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 
 from flags.models import FlagState, Segment
 
 FULL = 100_000  # the engine's weight units: 100,000 = 100 %
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def validate_email_list(value: object) -> None:
+    """A list of email addresses (the plan's ops recipients)."""
+    if not isinstance(value, list):
+        raise ValidationError('A list of email addresses, such as ["ops@example.com"].')
+    if len(value) > 50:
+        raise ValidationError("At most 50 addresses.")
+    for address in value:
+        if not isinstance(address, str):
+            raise ValidationError(f"{str(address)[:100]!r} is not an email address.")
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"{address[:100]!r} is not an email address.") from None
+
+
+def validate_webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of at least 16 random bytes. Checked
+    here so a bad one is refused when typed, not found out when a rollback's alert is signed."""
+    problem = "A Standard Webhooks secret: whsec_ then the base64 of at least 16 random bytes."
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValidationError(problem)
+    try:
+        key = base64.b64decode(value[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(problem) from None
+    if len(key) < 16:
+        raise ValidationError(problem)
 
 
 class RolloutPlan(models.Model):
@@ -64,7 +99,7 @@ class RolloutPlan(models.Model):
     rollback_action = models.CharField(
         max_length=8, choices=RollbackAction.choices, default=RollbackAction.ZERO
     )
-    email_recipients = models.JSONField(default=list, blank=True)
+    email_recipients = models.JSONField(default=list, blank=True, validators=[validate_email_list])
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     alerted_stage = models.IntegerField(
@@ -207,7 +242,9 @@ class WebhookTarget(models.Model):
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)
     secret = models.CharField(
-        max_length=200, help_text="Standard Webhooks secret (whsec_… base64) used to sign."
+        max_length=200,
+        validators=[validate_webhook_secret],
+        help_text="Standard Webhooks secret (whsec_… base64) used to sign.",
     )
     slack_format = models.BooleanField(default=False, help_text="Send a Slack-compatible body.")
 

@@ -31,8 +31,11 @@ from flagsite.observability import request_id_var
 def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     if isinstance(detail, dict):
         out: list[dict[str, str]] = []
-        for name, value in detail.items():
-            name = "" if name == "non_field_errors" else str(name)
+        for key, value in detail.items():
+            if isinstance(key, int):  # a list's item (ListField, many=True): as in rules[0]
+                out.extend(_flatten(value, f"{prefix}[{key}]"))
+                continue
+            name = "" if key == "non_field_errors" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             out.extend(_flatten(value, path))
         return out

@@ -167,7 +167,9 @@ class FlagsiteAutoSchema(AutoSchema):
         if "{" in self.path:
             statuses.append(404)
         has_body = self.method in ("POST", "PATCH", "PUT")
-        if self._is_management() and has_body and not self.path.endswith("/kill"):
+        # A view outside flags.api whose writes can conflict says so (rollouts: a plan's state).
+        writes_conflict = self._is_management() or getattr(self.view, "writes_conflict", False)
+        if writes_conflict and has_body and not self.path.endswith("/kill"):
             statuses.append(409)
         if self._is_management() and self.method == "DELETE":
             statuses.append(409)

@@ -27,6 +27,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 
+from flags.models import FlagState
+from rollouts import services as rollout_services
 from tests.integration.api.conftest import build_world
 from tests.support.processes import ROOT, ServerProcess
 
@@ -45,7 +47,7 @@ def _session_cookie(user: User) -> str:
     return str(session.session_key)
 
 
-def _config(world_keys: dict[str, str], session: str, csrf: str) -> str:
+def _config(world_keys: dict[str, str], session: str, csrf: str, plan: int) -> str:
     server = f"Bearer {world_keys['server']}"
     # Management goes through the session (the document's cookieAuth scheme); an unsafe method
     # also needs Django's CSRF pair: the csrftoken cookie rides along in the cookie's value.
@@ -82,6 +84,11 @@ headers = {{ X-CSRFToken = "{csrf}" }}
 parameters = {{ "path.key" = "staff" }}
 
 [[operations]]
+include-path-regex = "^/api/v1/rollouts/"
+headers = {{ X-CSRFToken = "{csrf}" }}
+parameters = {{ "path.id" = {plan} }}
+
+[[operations]]
 include-path-regex = "^/api/v1/(events|analytics)"
 headers = {{ Authorization = "{server}" }}
 """
@@ -103,7 +110,10 @@ def test_schemathesis_finds_no_failure(
     )
     assert signed_in.status_code == 200, signed_in.text
     config = tmp_path / "schemathesis.toml"
-    config.write_text(_config(world.keys, session, csrf))
+    # A plan on internal-tool in development: the rollout operations steer a real one.
+    state = FlagState.objects.get(flag__key="internal-tool", environment=world.dev)
+    plan = rollout_services.create_from_template(state, template="standard", user=world.owner)
+    config.write_text(_config(world.keys, session, csrf, plan.pk))
     st = Path(sys.executable).with_name("st")
     result = subprocess.run(
         [str(st), "--no-color", "--config-file", str(config), "run",

@@ -1,0 +1,205 @@
+"""Editing a plan in the admin as people do: pages opened side by side, roles on the inlines,
+webhook secrets and recipients typed by hand. And the management API's limits on the same."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from rollouts import services
+from rollouts.models import RolloutCheck, RolloutPlan
+from tests.integration.rollouts.conftest import World
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+SECRET = "whsec_" + base64.b64encode(b"a secret of 32 bytes, not short!").decode()
+
+
+def staff(*users: User) -> None:
+    for user in users:  # the admin is for staff; the role decides the rest
+        user.is_staff = True
+        user.save()
+
+
+def plan_page(django_app: Any, plan: RolloutPlan, user: User) -> Any:
+    page = django_app.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/", user=user)
+    return page.forms["rolloutplan_form"]
+
+
+def edits(plan: RolloutPlan) -> list[RolloutCheck]:
+    return list(plan.checks.filter(verdict=RolloutCheck.Verdict.EDIT).order_by("sequence"))
+
+
+def test_a_save_from_a_page_another_edit_overtook_is_refused(world: World, django_app: Any) -> None:
+    staff(world.manager, world.other_manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    mine = plan_page(django_app, plan, world.manager)
+    theirs = plan_page(django_app, plan, world.other_manager)
+
+    mine["min_sample"] = "400"
+    mine["change_reason"] = "more signal"
+    assert mine.submit("_save", user=world.manager).status_code == 302
+    theirs["min_sample"] = "300"
+    theirs["change_reason"] = "a little more signal"
+    refused = theirs.submit("_save", user=world.other_manager)
+
+    assert refused.status_code == 200
+    assert "Someone changed this plan after you opened this page" in refused.text
+    plan.refresh_from_db()
+    assert plan.min_sample == 400  # the first edit stands, nothing of the second was written
+    assert [e.actor for e in edits(plan)] == ["rm1"]
+    # Reloaded, the same change goes through.
+    again = plan_page(django_app, plan, world.other_manager)
+    again["min_sample"] = "300"
+    again["change_reason"] = "a little more signal"
+    assert again.submit("_save", user=world.other_manager).status_code == 302
+    plan.refresh_from_db()
+    assert plan.min_sample == 300
+
+
+def test_the_checks_writing_meanwhile_do_not_make_a_page_stale(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    plan = services.start(plan, user=world.manager, reason="go")
+    form = plan_page(django_app, plan, world.manager)
+    record = services.check(plan.pk, timezone.now() + timedelta(minutes=10))  # a hold, no traffic
+    assert record is not None
+    form["name"] = "PDF engine, staged"
+    form["change_reason"] = "a clearer name"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    plan.refresh_from_db()
+    assert plan.name == "PDF engine, staged"
+    assert plan.last_checked_at == record.checked_at  # what the check wrote is still there
+
+
+def test_a_release_manager_edits_stages_and_a_viewer_only_reads_them(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager, world.viewer)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    form = plan_page(django_app, plan, world.manager)
+    form["stages-0-bake_seconds"] = "3600"
+    form["guardrails-0-red"] = "3"
+    form["change_reason"] = "an hour is enough at 5 %"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    first = plan.stages.get(position=0)
+    assert first.bake_seconds == 3600
+    assert plan.guardrails.order_by("pk").first().red == 3  # type: ignore[union-attr]
+    message = edits(plan)[0].reasons[0]["message"]
+    assert message.startswith("changed rollout stages, guardrails: an hour is enough at 5 %")
+
+    page = django_app.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/", user=world.viewer)
+    assert page.status_code == 200
+    shown = set(page.forms["rolloutplan_form"].fields)
+    # read only: the page shows the values, with no box to change them
+    assert {"name", "min_sample", "stages-0-bake_seconds", "guardrails-0-red"}.isdisjoint(shown)
+    assert "3600" in page.text
+    crafted = {"stages-TOTAL_FORMS": "1", "stages-INITIAL_FORMS": "1", "stages-0-id": first.pk,
+               "stages-0-bake_seconds": "60", "change_reason": "sneaky"}  # fmt: skip
+    refused = django_app.post(
+        f"/admin/rollouts/rolloutplan/{plan.pk}/change/", crafted, user=world.viewer,
+        expect_errors=True,
+    )  # fmt: skip
+    assert refused.status_code == 403
+    first.refresh_from_db()
+    assert first.bake_seconds == 3600
+
+
+def test_a_webhook_secret_is_never_shown_again_and_a_blank_box_keeps_it(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager)
+    hook = services.WebhookSpec(url="http://127.0.0.1:9/hook", secret=SECRET)
+    plan = services.create_from_template(
+        world.state, template="standard", user=world.manager, webhooks=[hook]
+    )
+    page = django_app.get(f"/admin/rollouts/rolloutplan/{plan.pk}/change/", user=world.manager)
+    assert SECRET not in page.text
+    form = page.forms["rolloutplan_form"]
+    assert form["webhooks-0-secret"].value == ""
+    form["webhooks-0-url"] = "http://127.0.0.1:9/alerts"
+    form["change_reason"] = "the new receiver"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    saved = plan.webhooks.get()
+    assert (saved.url, saved.secret) == ("http://127.0.0.1:9/alerts", SECRET)
+
+    form = plan_page(django_app, plan, world.manager)
+    form["webhooks-0-secret"] = "whsec_AAAAA"  # not base64, and too short a key
+    form["change_reason"] = "rotate"
+    refused = form.submit("_save", user=world.manager)
+    assert refused.status_code == 200
+    cell = refused.html.select_one("td.field-secret.errors")  # the error, in the secret's cell
+    assert cell is not None
+    assert "A Standard Webhooks secret: whsec_ then" in cell.text
+    assert "whsec_AAAAA" not in refused.text  # not even the rejected one is shown back
+    assert plan.webhooks.get().secret == SECRET
+
+
+def test_recipients_are_typed_one_a_line_and_each_is_checked(world: World, django_app: Any) -> None:
+    staff(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    form = plan_page(django_app, plan, world.manager)
+    form["email_recipients"] = "ops@example.com\nnot an address"
+    form["change_reason"] = "tell ops"
+    refused = form.submit("_save", user=world.manager)
+    assert refused.status_code == 200
+    field = refused.html.select_one(".field-email_recipients")
+    assert "'not an address' is not an email address." in field.text
+    plan.refresh_from_db()
+    assert plan.email_recipients == []
+
+    form = refused.forms["rolloutplan_form"]
+    form["email_recipients"] = "ops@example.com\n  oncall@example.com  \n"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    plan.refresh_from_db()
+    assert plan.email_recipients == ["ops@example.com", "oncall@example.com"]
+    shown = plan_page(django_app, plan, world.manager)
+    assert shown["email_recipients"].value == "ops@example.com\noncall@example.com"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"name": "n" * 201}, "name"),
+        ({"on_variant": "v" * 101}, "on_variant"),
+        ({"flag": 12}, "flag"),
+        ({"webhooks": [{"url": "http://127.0.0.1:9/h", "secret": "whsec_AAAAA"}]},
+         "webhooks[0].secret"),
+        ({"webhooks": [{"url": "http://127.0.0.1:9/" + "h" * 500, "secret": SECRET}]},
+         "webhooks[0].url"),
+        ({"webhooks": [{"url": "http://127.0.0.1:9/h", "secret": SECRET}] * 21}, "webhooks"),
+        ({"email_recipients": ["ops@example.com", "nope"]}, "email_recipients[1]"),
+    ],
+)  # fmt: skip
+def test_the_api_refuses_what_the_columns_cannot_hold_naming_the_field(
+    world: World, change: dict[str, Any], path: str
+) -> None:
+    client = APIClient()
+    client.force_authenticate(world.manager)
+    body = {"project": "shop", "flag": "pdf", "environment": "staging", "template": "standard"}
+    response = client.post("/api/v1/rollouts/", {**body, **change}, format="json")
+    assert response.status_code == 400, response.content
+    assert path in [e["path"] for e in response.json()["errors"]]
+    assert not RolloutPlan.objects.exists()
+
+
+def test_a_steering_action_needs_a_reason_of_bounded_length(world: World) -> None:
+    client = APIClient()
+    client.force_authenticate(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    for reason in ("", "   ", "r" * 1001, 12):
+        response = client.post(
+            f"/api/v1/rollouts/{plan.pk}/start", {"reason": reason}, format="json"
+        )
+        assert response.status_code == 400, (reason, response.content)
+        assert [e["path"] for e in response.json()["errors"]] == ["reason"]
+    plan.refresh_from_db()
+    assert plan.status == "draft"

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from flags import roles
 from flags.api.base import ApiView
+from flags.api.pagination import Pagination
 from flags.api.permissions import ManagementAccess, request_key
 from flags.api.serializers import StrictCharField, key_field, reason_field
 from flags.api.throttling import ManagementThrottle
@@ -222,11 +223,28 @@ class RolloutDetail(RolloutView):
         return Response(plan_out(self.plan(request, pk)))
 
 
+class TimelinePagination(Pagination):
+    """A plan checked every few minutes for weeks has thousands of records: pages of 500."""
+
+    default_limit = 500
+
+
 class RolloutTimeline(RolloutView):
-    @extend_schema(responses={200: dict}, operation_id="rollouts_timeline")
+    @extend_schema(
+        responses={200: dict}, operation_id="rollouts_timeline",
+        parameters=[
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                             description="Records per page (500 unless given)."),
+            OpenApiParameter("offset", {"type": "integer", "minimum": 0},
+                             description="Records to skip."),
+        ],
+    )  # fmt: skip
     def get(self, request: Request, pk: int) -> Response:
+        """The plan's checks and actions, oldest first: ``{count, next, previous, results}``."""
         plan = self.plan(request, pk)
-        return Response({"results": [check_out(c) for c in plan.checks.order_by("sequence")]})
+        paginator = TimelinePagination()
+        rows = paginator.paginate_queryset(plan.checks.order_by("sequence"), request, view=self)
+        return paginator.get_paginated_response([check_out(c) for c in rows])
 
 
 ACTIONS: dict[str, Callable[..., RolloutPlan]] = {

@@ -203,3 +203,28 @@ def test_a_steering_action_needs_a_reason_of_bounded_length(world: World) -> Non
         assert [e["path"] for e in response.json()["errors"]] == ["reason"]
     plan.refresh_from_db()
     assert plan.status == "draft"
+
+
+def test_the_timeline_comes_in_pages_oldest_first(world: World) -> None:
+    client = APIClient()
+    client.force_authenticate(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    plan = services.start(plan, user=world.manager, reason="go")
+    for n in range(4):
+        plan = services.pause(plan, user=world.manager, reason=f"wait {n}")
+        plan = services.resume(plan, user=world.manager, reason=f"go {n}")
+    url = f"/api/v1/rollouts/{plan.pk}/timeline"
+    everything = client.get(url).json()
+    assert everything["count"] == 9
+    assert everything["next"] is None
+    seen, page = [], client.get(url, {"limit": 4}).json()
+    while True:
+        seen += [c["sequence"] for c in page["results"]]
+        if page["next"] is None:
+            break
+        page = client.get(page["next"]).json()
+    assert seen == [c["sequence"] for c in everything["results"]] == list(range(1, 10))
+    for bad in ("0", "1001", "-1", "x"):
+        refused = client.get(url, {"limit": bad})
+        assert refused.status_code == 400
+        assert [e["path"] for e in refused.json()["errors"]] == ["limit"]

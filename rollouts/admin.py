@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from flags import roles
 from flags.admin.widgets import LinesField
+from flags.models import FlagState, Segment
 from rollouts import approval, services
 from rollouts.definition import approval_covers, edit_token
 from rollouts.models import (
@@ -43,12 +44,46 @@ def _recipients_field() -> LinesField:
 
 class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
     template = forms.ChoiceField(choices=[(k, f"{k}: {v[0]}") for k, v in TEMPLATES.items()])
+    segment = forms.ModelChoiceField(
+        queryset=Segment.objects.none(), required=False,
+        help_text="The segment a segment-first template (launch-phases) starts with.",
+    )  # fmt: skip
     email_recipients = _recipients_field()
+    user: Any = None  # set per request by RolloutPlanAdmin.get_form
 
     class Meta:
         model = RolloutPlan
-        fields = ["flag_state", "name", "template", "bucket_by", "rollback_action",
-                  "check_interval_seconds", "min_sample", "email_recipients"]  # fmt: skip
+        fields = ["flag_state", "name", "template", "on_variant", "segment", "bucket_by",
+                  "rollback_action", "check_interval_seconds", "min_sample",
+                  "email_recipients"]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].required = False
+        self.fields["name"].help_text = "Blank: the flag's key and the template's."
+        if self.user is not None:
+            projects = roles.visible_projects(self.user)
+            self.fields["segment"].queryset = Segment.objects.filter(  # type: ignore[attr-defined]
+                project__in=projects
+            ).select_related("project")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        state = cleaned.get("flag_state")
+        if state is None or self.errors:
+            return cleaned
+        # The service's own checks, before anything is written: a problem shows on its field.
+        try:
+            services.check_new_plan(
+                state, template=cleaned.get("template", ""), user=self.user,
+                segment=cleaned.get("segment"), on_variant=cleaned.get("on_variant") or "on",
+                rollback_action=cleaned.get("rollback_action") or "",
+            )  # fmt: skip
+        except services.RolloutError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        except PermissionDenied as exc:
+            self.add_error("flag_state", str(exc))
+        return cleaned
 
 
 class PlanChangeForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -207,7 +242,7 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
         if obj is None:
-            kwargs["form"] = PlanAddForm
+            kwargs["form"] = type("PlanAddForm", (PlanAddForm,), {"user": request.user})
             kwargs["fields"] = PlanAddForm.Meta.fields
         else:
             kwargs["form"] = PlanChangeForm
@@ -251,7 +286,8 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         data = form.cleaned_data
         plan = services.create_from_template(
             data["flag_state"], template=data["template"], user=request.user,
-            name=data["name"], bucket_by=data["bucket_by"],
+            name=data["name"], bucket_by=data["bucket_by"], segment=data["segment"],
+            on_variant=data["on_variant"],
             rollback_action=data["rollback_action"],
             check_interval_seconds=data["check_interval_seconds"], min_sample=data["min_sample"],
             email_recipients=data["email_recipients"] or [],
@@ -322,6 +358,29 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def abort(self, request: HttpRequest, queryset: QuerySet[RolloutPlan]) -> None:
         self._run(request, queryset, "abort")
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "flag_state":
+            # Only the flags the user may roll out: those whose state they may edit there.
+            environments = [
+                e.pk for e in roles.visible_environments(request.user).select_related("project")
+                if roles.can(request.user, "edit_state", e)
+            ]  # fmt: skip
+            kwargs["queryset"] = FlagState.objects.filter(
+                environment__in=environments, flag__archived=False
+            ).select_related("flag", "environment__project")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RolloutPlan]:
+        # The list, the search and the actions see only the environments the user may view.
+        plans = (
+            super()
+            .get_queryset(request)
+            .select_related("flag_state__flag", "flag_state__environment__project")
+        )
+        if request.user.is_superuser:
+            return plans
+        return plans.filter(flag_state__environment__in=roles.visible_environments(request.user))
+
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None:
             return roles.can(request.user, "view", obj.flag_state)
@@ -350,6 +409,26 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                        "message_id", "payload", "status", "attempts", "next_attempt_at",
                        "attempts_log", "created_at", "delivered_at"]  # fmt: skip
     exclude = ["log"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
+        # Those of plans in the environments the user may view, as for the plans themselves.
+        sent = super().get_queryset(request).select_related("plan__flag_state__environment")
+        if request.user.is_superuser:
+            return sent
+        return sent.filter(
+            plan__flag_state__environment__in=roles.visible_environments(request.user)
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            return roles.can(request.user, "view", obj.plan.flag_state)
+        return bool(request.user.is_authenticated and request.user.is_staff)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a log: read only
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
 
     @admin.display(description="delivery log")
     def attempts_log(self, obj: Notification) -> str:

@@ -129,24 +129,18 @@ class WebhookSpec:
     slack_format: bool = False
 
 
-def create_from_template(
+def check_new_plan(
     flag_state: FlagState,
     *,
     template: str,
     user: UserLike | None,
-    name: str = "",
     segment: Segment | None = None,
     on_variant: str = "on",
-    bucket_by: str = "targetingKey",
-    check_interval_seconds: int = 300,
-    min_sample: int = 200,
     rollback_action: str = RolloutPlan.RollbackAction.ZERO,
-    email_recipients: Iterable[str] = (),
-    webhooks: Iterable[WebhookSpec] = (),
     stages: Sequence[StageTemplate] | None = None,
-) -> RolloutPlan:
-    """A draft plan from a template (or explicit stages) with the
-    default guardrails. Nothing is served until ``start``."""
+) -> list[StageTemplate]:
+    """What ``create_from_template`` refuses, checked before anything is written (the admin's
+    form asks it too, to show the problem on the field): the stages the plan would have."""
     _require(user, "edit_state", flag_state)
     if template not in TEMPLATES and stages is None:
         raise RolloutError("template", f"Unknown template; choose one of {sorted(TEMPLATES)}.")
@@ -168,6 +162,32 @@ def create_from_template(
         raise RolloutError("segment", "This template starts with a segment: choose one.")
     if segment is not None and segment.project_id != flag_state.flag.project_id:
         raise RolloutError("segment", "The segment belongs to another project.")
+    return stage_rows
+
+
+def create_from_template(
+    flag_state: FlagState,
+    *,
+    template: str,
+    user: UserLike | None,
+    name: str = "",
+    segment: Segment | None = None,
+    on_variant: str = "on",
+    bucket_by: str = "targetingKey",
+    check_interval_seconds: int = 300,
+    min_sample: int = 200,
+    rollback_action: str = RolloutPlan.RollbackAction.ZERO,
+    email_recipients: Iterable[str] = (),
+    webhooks: Iterable[WebhookSpec] = (),
+    stages: Sequence[StageTemplate] | None = None,
+) -> RolloutPlan:
+    """A draft plan from a template (or explicit stages) with the
+    default guardrails. Nothing is served until ``start``."""
+    stage_rows = check_new_plan(
+        flag_state, template=template, user=user, segment=segment, on_variant=on_variant,
+        rollback_action=rollback_action, stages=stages,
+    )  # fmt: skip
+    off_variant = flag_state.off_variant
     user_obj = user if user is not None and user.is_authenticated else None
     with transaction.atomic():
         plan = RolloutPlan.objects.create(

@@ -12,9 +12,12 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from flags import roles
+from flags import services as flag_services
+from flags.models import FlagState
 from rollouts import services
-from rollouts.models import RolloutCheck, RolloutPlan
-from tests.integration.rollouts.conftest import World
+from rollouts.models import Notification, RolloutCheck, RolloutPlan
+from tests.integration.rollouts.conftest import SYSTEM, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -228,3 +231,84 @@ def test_the_timeline_comes_in_pages_oldest_first(world: World) -> None:
         refused = client.get(url, {"limit": bad})
         assert refused.status_code == 400
         assert [e["path"] for e in refused.json()["errors"]] == ["limit"]
+
+
+def other_project(world: World) -> tuple[FlagState, User]:
+    """A second project with its own flag and release manager (who has no role in "shop")."""
+    project = flag_services.create_project(
+        key="books", name="Books", actor=SYSTEM, source="system", reason="test"
+    )
+    flag = flag_services.create_flag(
+        project, data={"key": "ledger", "name": "Ledger"}, actor=SYSTEM, source="system",
+        reason="t",
+    )  # fmt: skip
+    outsider = User.objects.create_user("bk", password="x-unused-x", is_staff=True)
+    roles.grant_role(outsider, project, "release_manager")
+    return FlagState.objects.get(flag=flag, environment__key="staging"), outsider
+
+
+def test_a_plan_is_added_from_a_template_with_problems_on_their_fields(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager)
+    theirs, _ = other_project(world)
+    flag_services.create_flag(
+        world.project, data={"key": "banner", "name": "Banner", "value_type": "string",
+                             "variants": {"off": "", "sale": "50% off"}},
+        actor=SYSTEM, source="system", reason="t",
+    )  # fmt: skip
+    banner = FlagState.objects.get(flag__key="banner", environment=world.env)
+    page = django_app.get("/admin/rollouts/rolloutplan/add/", user=world.manager)
+    form = page.forms["rolloutplan_form"]
+    offered = {value for value, _, _ in form["flag_state"].options if value}
+    assert {str(world.state.pk), str(banner.pk)} <= offered
+    assert str(theirs.pk) not in offered  # another project's flag is not even listed
+
+    form["flag_state"] = str(banner.pk)
+    form["template"] = "standard"
+    refused = form.submit("_save", user=world.manager)
+    assert refused.status_code == 200
+    assert "The flag has no variant 'on'" in refused.html.select_one(".field-on_variant").text
+    form = refused.forms["rolloutplan_form"]
+    form["on_variant"] = "sale"
+    form["template"] = "launch-phases"  # starts with a segment
+    refused = form.submit("_save", user=world.manager)
+    assert "This template starts with a segment" in refused.html.select_one(".field-segment").text
+    assert not RolloutPlan.objects.exists()
+
+    form = refused.forms["rolloutplan_form"]
+    form["template"] = "standard"
+    form["email_recipients"] = "ops@example.com"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    plan = RolloutPlan.objects.get()
+    assert (plan.flag_state, plan.on_variant, plan.email_recipients) == (
+        banner, "sale", ["ops@example.com"],
+    )  # fmt: skip
+
+
+def test_the_plan_and_delivery_lists_show_only_what_the_role_lets_one_view(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager)
+    _, outsider = other_project(world)
+    hook = services.WebhookSpec(url="http://127.0.0.1:9/hook", secret=SECRET)
+    plan = services.create_from_template(
+        world.state, template="standard", user=world.manager, webhooks=[hook],
+        name="shop's secret launch",
+    )  # fmt: skip
+    Notification.objects.create(
+        plan=plan, event="rollback", channel="webhook", target=hook.url, message_id="msg-1"
+    )
+    plans, deliveries = "/admin/rollouts/rolloutplan/", "/admin/rollouts/notification/"
+    assert "shop&#x27;s secret launch" in django_app.get(plans, user=world.manager).text
+    assert hook.url in django_app.get(deliveries, user=world.manager).text
+    for url in (plans, deliveries, f"{plans}?q=secret"):
+        seen = django_app.get(url, user=outsider)
+        assert seen.status_code == 200
+        assert "secret launch" not in seen.text
+        assert hook.url not in seen.text
+    denied = django_app.get(
+        f"/admin/rollouts/rolloutplan/{plan.pk}/change/", user=outsider, expect_errors=True
+    )
+    assert denied.status_code in (302, 403, 404)
+    assert "secret launch" not in denied.text

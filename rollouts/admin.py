@@ -152,10 +152,53 @@ class PlanPartInline(admin.TabularInline):  # type: ignore[type-arg]
         return self._may_edit(request, obj)
 
 
+class StageFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
+    """What the services hold for stages, on the admin's path too: at least one stage, weights
+    that never decrease (each stage keeps everyone the one before it reached), and, once the
+    plan has started, the stages that ran (up to the current one) fixed, new ones after it."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if not kept:
+            raise ValidationError("A plan needs at least one stage.")
+        ordered = sorted(kept, key=lambda f: f.cleaned_data["position"])
+        weights = [f.cleaned_data["weight"] for f in ordered]
+        if weights != sorted(weights):
+            raise ValidationError(
+                "Stage weights never decrease from one stage to the next: each stage keeps "
+                "everyone the one before it reached."
+            )
+        plan = RolloutPlan.objects.get(pk=self.instance.pk)  # as locked by the plan's form
+        if plan.current_stage < 0:
+            return
+        ran = list(plan.stages.order_by("position"))[: plan.current_stage + 1]
+        ran_ids = {stage.pk for stage in ran}
+        last_ran = ran[-1].position if ran else -1
+        for form in self.forms:
+            if form.instance.pk in ran_ids:
+                if form.has_changed() or form.cleaned_data.get("DELETE"):
+                    raise ValidationError(
+                        f"Stage {form.instance.position} has run already: it stays as it ran."
+                    )
+            elif form.cleaned_data and form.cleaned_data["position"] <= last_ran:
+                raise ValidationError(
+                    f"A stage still to come needs a position after {last_ran}, the current stage."
+                )
+
+
 class StageInline(PlanPartInline):
     model = RolloutStage
+    formset = StageFormSet
     fields = ["position", "name", "weight", "segment", "bake_seconds", "min_sample",
               "requires_approval"]  # fmt: skip
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "segment":
+            kwargs["queryset"] = Segment.objects.filter(
+                project__in=roles.visible_projects(request.user)
+            ).select_related("project")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class GuardrailInline(PlanPartInline):

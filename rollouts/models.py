@@ -170,6 +170,14 @@ class RolloutStage(models.Model):
     def __str__(self) -> str:
         return self.name or f"{self.weight / 1000:g}%"
 
+    def clean(self) -> None:
+        # The admin's inline writes stages directly: a segment from another project is refused
+        # here, as create_from_template refuses it.
+        if self.segment is None or self.plan_id is None:
+            return
+        if self.segment.project_id != self.plan.flag_state.flag.project_id:
+            raise ValidationError({"segment": "The segment belongs to another project."})
+
 
 class Guardrail(models.Model):
     class Metric(models.TextChoices):

@@ -312,3 +312,37 @@ def test_the_plan_and_delivery_lists_show_only_what_the_role_lets_one_view(
     )
     assert denied.status_code in (302, 403, 404)
     assert "secret launch" not in denied.text
+
+
+def test_stage_edits_keep_exposure_growing_and_the_stages_that_ran_as_they_ran(
+    world: World, django_app: Any
+) -> None:
+    staff(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    form = plan_page(django_app, plan, world.manager)
+    form["stages-2-weight"] = "1000"  # 1 % after 25 %: would take exposure from people
+    form["change_reason"] = "smaller third stage"
+    refused = form.submit("_save", user=world.manager)
+    assert refused.status_code == 200
+    assert "Stage weights never decrease" in refused.text
+    form = refused.forms["rolloutplan_form"]
+    form["stages-2-weight"] = "50000"
+    for n in range(4):
+        form[f"stages-{n}-DELETE"] = True
+    refused = form.submit("_save", user=world.manager)
+    assert "A plan needs at least one stage." in refused.text
+    assert [s.weight for s in plan.stages.order_by("position")] == [5000, 25000, 50000, 100000]
+
+    plan = services.start(plan, user=world.manager, reason="go")
+    form = plan_page(django_app, plan, world.manager)
+    form["stages-0-bake_seconds"] = "60"
+    form["change_reason"] = "shorter"
+    refused = form.submit("_save", user=world.manager)
+    assert "Stage 0 has run already: it stays as it ran." in refused.text
+    form = refused.forms["rolloutplan_form"]
+    form["stages-0-bake_seconds"] = str(24 * 3600)
+    form["stages-1-bake_seconds"] = "7200"
+    assert form.submit("_save", user=world.manager).status_code == 302
+    assert [s.bake_seconds for s in plan.stages.order_by("position")] == [
+        24 * 3600, 7200, 24 * 3600, 24 * 3600,
+    ]  # fmt: skip

@@ -215,6 +215,7 @@ class SecretField(forms.CharField):
 
 
 class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
+    url = forms.URLField(max_length=500, assume_scheme="https")
     secret = SecretField(
         required=False, max_length=200,
         help_text="Standard Webhooks secret (whsec_ and base64) the receiver verifies with. "

@@ -33,7 +33,10 @@ def fingerprint(plan: RolloutPlan, stages: Sequence[RolloutStage] | None = None)
         plan.rollback_action, plan.min_sample, plan.insufficient_traffic_extension_seconds,
         plan.false_positive_rate, plan.design_sample, plan.check_interval_seconds,
     )  # fmt: skip
-    identity = repr((fields, stage_rows, guardrails)).encode()
+    # A choice set in memory is an enum member whose repr is not its value's: as plain strings,
+    # a plan just created and the same plan read back have one fingerprint.
+    plain = tuple(str(value) if isinstance(value, str) else value for value in fields)
+    identity = repr((plain, stage_rows, guardrails)).encode()
     return hashlib.blake2b(identity, digest_size=16).hexdigest()
 
 

@@ -11,7 +11,7 @@ import binascii
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 from flags.models import FlagState, Segment
@@ -79,7 +79,9 @@ class RolloutPlan(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The FlagState version the rollout itself last wrote: any other version means a hand edit.
     applied_state_version = models.PositiveIntegerField(null=True, blank=True)
-    check_interval_seconds = models.PositiveIntegerField(default=300)
+    check_interval_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(10), MaxValueValidator(7 * 24 * 3600)]
+    )
     min_sample = models.PositiveIntegerField(
         default=200, help_text="Flag-on users needed in each stage before it may progress."
     )
@@ -90,10 +92,13 @@ class RolloutPlan(models.Model):
     )
     false_positive_rate = models.FloatField(
         default=0.05,
+        # 0 would never roll back, and past one half the test rolls back healthy rollouts.
+        validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)],
         help_text="Chance that a healthy rollout is rolled back, shared by all guardrails.",
     )
     design_sample = models.PositiveIntegerField(
         default=500,
+        validators=[MinValueValidator(1)],
         help_text="Flag-on users at which the sequential test is most sensitive.",
     )
     rollback_action = models.CharField(
@@ -205,6 +210,24 @@ class Guardrail(models.Model):
     def __str__(self) -> str:
         name = self.custom_name if self.metric == self.Metric.CUSTOM else self.metric
         return f"{name} {self.mode} red {self.red:g}"
+
+    def clean(self) -> None:
+        # One set of rules for every path: add_guardrail calls it, and so does the admin's
+        # inline (which writes guardrails directly). The lines make a yellow band before red,
+        # on the metric's scale: rates, ratios and milliseconds are not negative.
+        errors: dict[str, str] = {}
+        if (self.metric == self.Metric.CUSTOM) != bool(self.custom_name.strip()):
+            errors["custom_name"] = "A custom metric needs its name; others take none."
+        for line in ("yellow", "red"):
+            value = getattr(self, line)
+            if value is not None and not 0 <= value < float("inf"):
+                errors[line] = "A number, not below 0."
+        if "yellow" not in errors and "red" not in errors:
+            beyond = self.red >= self.yellow if self.higher_is_worse else self.red <= self.yellow
+            if not beyond:
+                errors["red"] = "The red line must lie beyond the yellow line."
+        if errors:
+            raise ValidationError(errors)
 
 
 class RolloutCheck(models.Model):

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -243,23 +243,22 @@ def add_guardrail(
         raise RolloutError("metric", f"Choose one of {Guardrail.Metric.values}.")
     if mode not in Guardrail.Mode.values:
         raise RolloutError("mode", f"Choose one of {Guardrail.Mode.values}.")
-    custom_name = custom_name.strip()
-    if (metric == Guardrail.Metric.CUSTOM) != bool(custom_name):
-        raise RolloutError("custom_name", "A custom metric needs its name; others take none.")
-    if _red_before_yellow(yellow, red, higher_is_worse):
-        raise RolloutError("red", "The red line must lie beyond the yellow line.")
+    guardrail = Guardrail(
+        metric=metric, mode=mode, yellow=yellow, red=red, higher_is_worse=higher_is_worse,
+        custom_name=custom_name.strip(),
+    )  # fmt: skip
+    try:
+        guardrail.full_clean(exclude=["plan"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise RolloutError(field, messages[0]) from None
     with transaction.atomic():
         locked = _lock(plan)
         _require(user, "edit_state", locked)
         _require_active(locked, Status.DRAFT, *RolloutPlan.ACTIVE)
-        return Guardrail.objects.create(
-            plan=locked, metric=metric, mode=mode, yellow=yellow, red=red,
-            higher_is_worse=higher_is_worse, custom_name=custom_name,
-        )  # fmt: skip
-
-
-def _red_before_yellow(yellow: float, red: float, higher_is_worse: bool) -> bool:
-    return red < yellow if higher_is_worse else red > yellow
+        guardrail.plan = locked
+        guardrail.save()
+        return guardrail
 
 
 def _lock(plan: RolloutPlan | int) -> RolloutPlan:

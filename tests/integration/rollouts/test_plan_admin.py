@@ -16,6 +16,7 @@ from flags import roles
 from flags import services as flag_services
 from flags.models import FlagState
 from rollouts import services
+from rollouts.definition import edit_token, fingerprint
 from rollouts.models import Notification, RolloutCheck, RolloutPlan
 from tests.integration.rollouts.conftest import SYSTEM, World
 
@@ -346,3 +347,42 @@ def test_stage_edits_keep_exposure_growing_and_the_stages_that_ran_as_they_ran(
     assert [s.bake_seconds for s in plan.stages.order_by("position")] == [
         24 * 3600, 7200, 24 * 3600, 24 * 3600,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("check_interval_seconds", "0", "greater than or equal to 10"),
+        ("false_positive_rate", "0", "greater than or equal to 0.0001"),
+        ("false_positive_rate", "0.9", "less than or equal to 0.5"),
+        ("false_positive_rate", "nan", "Enter a number"),
+        ("design_sample", "0", "greater than or equal to 1"),
+        ("guardrails-0-red", "1.2", "The red line must lie beyond the yellow line."),
+        ("guardrails-3-red", "0.99", "The red line must lie beyond the yellow line."),
+        ("guardrails-1-yellow", "-0.01", "A number, not below 0."),
+        ("guardrails-2-red", "inf", "Enter a number"),
+    ],
+)
+def test_plan_settings_that_would_break_its_checks_are_form_errors(
+    world: World, django_app: Any, field: str, value: str, message: str
+) -> None:
+    staff(world.manager)
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    before = (edit_token(plan), plan.check_interval_seconds, plan.false_positive_rate)
+    form = plan_page(django_app, plan, world.manager)
+    form[field] = value
+    form["change_reason"] = "tuning"
+    refused = form.submit("_save", user=world.manager)
+    assert refused.status_code == 200
+    cell = refused.html.select_one(f".field-{field.rsplit('-', 1)[-1]}.errors, "
+                                   f".field-{field.rsplit('-', 1)[-1]} .errorlist")  # fmt: skip
+    assert message in (cell.text if cell is not None else refused.text)
+    plan.refresh_from_db()
+    assert (edit_token(plan), plan.check_interval_seconds, plan.false_positive_rate) == before
+
+
+def test_a_plan_just_created_and_read_back_have_one_fingerprint(world: World) -> None:
+    # rollback_action is an enum member in memory and a string once read: the same definition.
+    plan = services.create_from_template(world.state, template="standard", user=world.manager)
+    assert fingerprint(plan) == fingerprint(RolloutPlan.objects.get(pk=plan.pk))
+    assert edit_token(plan) == edit_token(RolloutPlan.objects.get(pk=plan.pk))

@@ -3,6 +3,7 @@ delivery log. Every change goes through rollouts.services (roles apply there).""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -152,6 +153,40 @@ class PlanPartInline(admin.TabularInline):  # type: ignore[type-arg]
         return self._may_edit(request, obj)
 
 
+class PercentField(forms.DecimalField):
+    """A stage's share in percent, as people think of it (5 = 5 %); the column keeps the
+    engine's units (1/100,000), so 0.001 % is the finest step."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=100, decimal_places=3, max_digits=6, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, int):  # the stored units, shown as a percent
+            return f"{value / 1000:g}"
+        return value
+
+    def clean(self, value: Any) -> int | None:
+        percent = super().clean(value)
+        return None if percent is None else int(percent * 1000)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        # initial is in units, data in percent: compared as percents
+        try:
+            typed = self.to_python(data)
+        except ValidationError:
+            return True
+        return typed != (None if initial is None else Decimal(initial) / 1000)
+
+
+class StageForm(forms.ModelForm):  # type: ignore[type-arg]
+    weight = PercentField(label="percent", help_text="Share of the rollout, in percent (5 = 5 %).")
+
+    class Meta:
+        model = RolloutStage
+        fields = ["position", "name", "weight", "segment", "bake_seconds", "min_sample",
+                  "requires_approval"]  # fmt: skip
+
+
 class StageFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
     """What the services hold for stages, on the admin's path too: at least one stage, weights
     that never decrease (each stage keeps everyone the one before it reached), and, once the
@@ -189,9 +224,10 @@ class StageFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
 
 class StageInline(PlanPartInline):
     model = RolloutStage
+    form = StageForm
     formset = StageFormSet
-    fields = ["position", "name", "weight", "segment", "bake_seconds", "min_sample",
-              "requires_approval"]  # fmt: skip
+    fields = ("position", "name", "weight", "segment", "bake_seconds", "min_sample",
+              "requires_approval")  # fmt: skip
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "segment":

@@ -321,13 +321,14 @@ def test_stage_edits_keep_exposure_growing_and_the_stages_that_ran_as_they_ran(
     staff(world.manager)
     plan = services.create_from_template(world.state, template="standard", user=world.manager)
     form = plan_page(django_app, plan, world.manager)
-    form["stages-2-weight"] = "1000"  # 1 % after 25 %: would take exposure from people
+    assert [form[f"stages-{n}-weight"].value for n in range(4)] == ["5", "25", "50", "100"]
+    form["stages-2-weight"] = "1"  # 1 % after 25 %: would take exposure from people
     form["change_reason"] = "smaller third stage"
     refused = form.submit("_save", user=world.manager)
     assert refused.status_code == 200
     assert "Stage weights never decrease" in refused.text
     form = refused.forms["rolloutplan_form"]
-    form["stages-2-weight"] = "50000"
+    form["stages-2-weight"] = "50"
     for n in range(4):
         form[f"stages-{n}-DELETE"] = True
     refused = form.submit("_save", user=world.manager)
@@ -343,7 +344,9 @@ def test_stage_edits_keep_exposure_growing_and_the_stages_that_ran_as_they_ran(
     form = refused.forms["rolloutplan_form"]
     form["stages-0-bake_seconds"] = str(24 * 3600)
     form["stages-1-bake_seconds"] = "7200"
+    form["stages-2-weight"] = "37.5"  # in percent; stored in the engine's units
     assert form.submit("_save", user=world.manager).status_code == 302
+    assert [s.weight for s in plan.stages.order_by("position")] == [5000, 25000, 37500, 100000]
     assert [s.bake_seconds for s in plan.stages.order_by("position")] == [
         24 * 3600, 7200, 24 * 3600, 24 * 3600,
     ]  # fmt: skip

@@ -29,7 +29,12 @@ from flags.models import FlagState, Segment
 from flags.services import Source
 from rollouts import approval, services
 from rollouts.definition import approval_covers
-from rollouts.models import RolloutCheck, RolloutPlan, validate_webhook_secret
+from rollouts.models import (
+    CHECK_INTERVAL_SECONDS,
+    RolloutCheck,
+    RolloutPlan,
+    validate_webhook_secret,
+)
 from rollouts.plan_templates import TEMPLATES
 
 
@@ -49,7 +54,7 @@ class CreateIn(serializers.Serializer[Any]):
     on_variant = StrictCharField(max_length=100, required=False, default="on")
     bucket_by = StrictCharField(max_length=100, required=False, default="targetingKey")
     check_interval_seconds = serializers.IntegerField(
-        min_value=10, max_value=7 * 24 * 3600, default=300
+        min_value=CHECK_INTERVAL_SECONDS[0], max_value=CHECK_INTERVAL_SECONDS[1], default=300
     )
     min_sample = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=200)
     rollback_action = serializers.ChoiceField(

@@ -18,6 +18,7 @@ from flags.models import FlagState, Segment
 
 FULL = 100_000  # the engine's weight units: 100,000 = 100 %
 WEBHOOK_SECRET_PREFIX = "whsec_"
+CHECK_INTERVAL_SECONDS = (10, 7 * 24 * 3600)  # the bounds of a plan's check interval
 
 
 def validate_email_list(value: object) -> None:
@@ -80,7 +81,11 @@ class RolloutPlan(models.Model):
     # The FlagState version the rollout itself last wrote: any other version means a hand edit.
     applied_state_version = models.PositiveIntegerField(null=True, blank=True)
     check_interval_seconds = models.PositiveIntegerField(
-        default=300, validators=[MinValueValidator(10), MaxValueValidator(7 * 24 * 3600)]
+        default=300,
+        validators=[
+            MinValueValidator(CHECK_INTERVAL_SECONDS[0]),
+            MaxValueValidator(CHECK_INTERVAL_SECONDS[1]),
+        ],
     )
     min_sample = models.PositiveIntegerField(
         default=200, help_text="Flag-on users needed in each stage before it may progress."

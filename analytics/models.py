@@ -96,6 +96,9 @@ class RawEvent(models.Model):
     received_at = models.DateTimeField()
     value = models.FloatField(null=True, blank=True)
     assignments = models.JSONField(default=dict)
+    # Randomization units (attribute name -> id), e.g. {"accountId": "acct-7"}: a rollout that
+    # buckets by an attribute other than the targeting key analyses per value of it.
+    units = models.JSONField(default=dict)
 
     class Meta:
         indexes = [

@@ -7,7 +7,7 @@ few milliseconds, and every bad event is reported with its index, field and reas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -18,6 +18,11 @@ MAX_ERRORS_REPORTED = 200
 MAX_ASSIGNMENTS = 100
 MAX_KEY = 100
 MAX_CONTEXT_KEY = 256
+# The randomization units an event carries (attribute name -> value): a rollout that buckets by
+# ``accountId`` analyses per account, so its events must say which account sent them.
+MAX_UNITS = 8
+MAX_UNIT_NAME = 100  # as long as a plan's bucket_by may be
+MAX_UNIT_VALUE = 256  # as long as a context key
 FUTURE_TOLERANCE = timedelta(hours=1)
 # PostgreSQL's limit for a time-zone offset; real zones stay within +-14:00.
 MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
@@ -39,6 +44,7 @@ class Event:
     occurred_at: datetime
     value: float | None
     assignments: dict[str, str]
+    units: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,31 @@ def _assignments(raw: Any) -> dict[str, str]:
     return raw
 
 
+def _units(raw: Any) -> dict[str, str]:
+    """Attribute name -> the unit's id. Names follow the engine's attribute grammar (any
+    non-empty string, as a rule's ``attribute`` or a rollout's ``bucketBy``); values are
+    strings only: the SDKs send the bucketing value as text (an integer id as its digits), so
+    a number or a boolean here is a client bug that would otherwise split one unit in two."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _RejectError("units", "must be an object of attribute name to unit id")
+    if len(raw) > MAX_UNITS:
+        raise _RejectError("units", f"may name at most {MAX_UNITS} attributes")
+    for name, value in raw.items():
+        if not name or len(name) > MAX_UNIT_NAME:
+            raise _RejectError(
+                "units", f"attribute name {name[:MAX_UNIT_NAME]!r} must be 1-{MAX_UNIT_NAME} chars"
+            )
+        if not isinstance(value, str):
+            raise _RejectError(f"units.{name}", "must be a string (send a numeric id as text)")
+        if not value:
+            raise _RejectError(f"units.{name}", "must not be empty")
+        if len(value) > MAX_UNIT_VALUE:
+            raise _RejectError(f"units.{name}", f"must be at most {MAX_UNIT_VALUE} characters")
+    return raw
+
+
 def _event(raw: Any, oldest: datetime, newest: datetime) -> Event:
     if not isinstance(raw, dict):
         raise _RejectError("", "must be an object")
@@ -124,6 +155,7 @@ def _event(raw: Any, oldest: datetime, newest: datetime) -> Event:
     context_key = _key(raw.get("context_key"), "context_key", MAX_CONTEXT_KEY)
     occurred_at = _timestamp(raw.get("timestamp"), oldest, newest)
     assignments = _assignments(raw.get("assignments"))
+    units = _units(raw.get("units"))
     name = ""
     variant = ""
     value: float | None = None
@@ -139,7 +171,7 @@ def _event(raw: Any, oldest: datetime, newest: datetime) -> Event:
         value = _number(raw.get("value"), "value")
     elif raw.get("value") is not None:
         value = _number(raw["value"], "value")
-    return Event(kind, name, variant, context_key, occurred_at, value, assignments)
+    return Event(kind, name, variant, context_key, occurred_at, value, assignments, units)
 
 
 def validate_batch(payload: Any, now: datetime, retention: timedelta) -> Batch:

@@ -19,7 +19,7 @@ from analytics.serializers import Event
 
 RAW_COLUMNS = (
     "environment_id", "batch_id", "kind", "name", "variant", "context_key",
-    "occurred_at", "received_at", "value", "assignments",
+    "occurred_at", "received_at", "value", "assignments", "units",
 )  # fmt: skip
 
 FirstSeenKey = tuple[str, str, str, str]  # flag, variant, metric, context key
@@ -72,6 +72,7 @@ def append_raw(
                     received_at=received_at,
                     value=e.value,
                     assignments=e.assignments,
+                    units=e.units,
                 )
                 for e in events
             ],
@@ -95,6 +96,7 @@ def append_raw(
                     received_at,
                     e.value,
                     dumps(e.assignments).decode(),
+                    dumps(e.units).decode(),
                 )
             )
 

@@ -53,7 +53,9 @@ class EventBatchView(APIView):
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="errors by event index"),
         },
         description="A batch {batch_id, events: [...]} of exposure and metric events "
-        "(see docs/analytics-storage.md); stored atomically, idempotent under batch_id.",
+        "(fields: docs/api.md, 'Events'; each may carry units, attribute -> unit id, e.g. "
+        '{"accountId": "acct-7"}, for rollouts that bucket by that attribute); stored '
+        "atomically, idempotent under batch_id.",
     )
     def post(self, request: Request) -> Response:
         key = request.auth

@@ -11,14 +11,21 @@ import atexit
 import logging
 import os
 import weakref
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from flagsite_sdk.engine import ErrorCode, EvaluationDetails, Reason
 from flagsite_sdk.engine.serve import Resolver
-from flagsite_sdk.events import EventOptions, EventStats, ExposureRecorder
+from flagsite_sdk.events import (
+    EventOptions,
+    EventStats,
+    ExposureRecorder,
+    Units,
+    bucket_attributes,
+    units_of,
+)
 from flagsite_sdk.store import RulesetStore, Snapshot, Source, read_document
 from flagsite_sdk.sync import Synchronizer, SyncOptions
 from flagsite_sdk.transport import Transport
@@ -74,7 +81,9 @@ class FlagsiteClient:
         # Hot-path shortcuts, replaced together with each new ruleset or recorder.
         # Each boolean flag's resolver with its exposure dedup table (None: not recording).
         self._booleans: Mapping[str, tuple[Resolver, dict[Hashable, str] | None]] = {}
-        self._record_unseen: Callable[[Hashable, str, str | None], None] = _ignore
+        self._record_unseen: Callable[[Hashable, str, str | None, Context], None] = _ignore
+        # Flag -> the attributes its rollouts bucket by (beside the targeting key).
+        self._unit_attributes: Mapping[str, tuple[str, ...]] = {}
         self._store.add_listener(self._install)
         if bootstrap is not None:
             self._bootstrap(bootstrap)
@@ -130,6 +139,14 @@ class FlagsiteClient:
 
     def _install(self, snapshot: Snapshot) -> None:
         recorder = self._recorder
+        flags = snapshot.ruleset.source.get("flags")
+        self._unit_attributes = {
+            key: attributes
+            for key, flag in (flags.items() if isinstance(flags, Mapping) else ())
+            if isinstance(flag, Mapping) and (attributes := bucket_attributes(flag))
+        }
+        if recorder is not None:
+            recorder.unit_attributes = self._unit_attributes
         self._booleans = {
             key: (resolve, recorder.table(key) if recorder is not None else None)
             for key, resolve in snapshot.booleans.items()
@@ -163,7 +180,7 @@ class FlagsiteClient:
             # ExposureRecorder.record, inlined: this is the hottest path of the SDK.
             context_key = ctx.get("targetingKey") or ctx.get("userId")
             if context_key and seen.get(context_key) != details.variant:
-                self._record_unseen(context_key, key, details.variant)
+                self._record_unseen(context_key, key, details.variant, ctx)
         value: bool = details.value
         return value
 
@@ -225,6 +242,17 @@ class FlagsiteClient:
         except Exception:
             log.exception("flagsite: evaluate_all failed")
             return {}
+
+    def units(self, context: Context, flags: Iterable[str] | None = None) -> Units:
+        """The randomization units of ``context`` for these flags (every flag when None): the
+        values of the attributes their rollouts bucket by, other than the targeting key, e.g.
+        ``{"accountId": "acct-7"}``. Send them as the ``units`` of the error, latency,
+        conversion and custom events you post, so a rollout that buckets by an account can
+        count those events per account; the SDK's own exposures carry them already."""
+        attributes = self._unit_attributes
+        keys = attributes if flags is None else flags
+        wanted = dict.fromkeys(a for key in keys for a in attributes.get(key, ()))
+        return units_of(context, wanted)
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -322,7 +350,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_clients_in_child)
 
 
-def _ignore(context_key: Hashable, flag: str, variant: str | None) -> None:
+def _ignore(context_key: Hashable, flag: str, variant: str | None, context: Context) -> None:
     pass
 
 

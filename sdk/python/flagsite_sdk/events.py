@@ -1,6 +1,10 @@
 """Exposure events: recorded on the evaluation path for the price of a dict probe and an append,
 deduplicated, batched and sent by one background thread.
 
+Each exposure carries the context's *units* for the flag: the values of the attributes its
+rollouts bucket by (``bucketBy``, e.g. ``{"accountId": "acct-7"}``), so the server can analyse
+a rollout per randomization unit rather than per targeting key.
+
 Memory is bounded twice: each flag's dedup table keeps at most ``max_dedup_keys`` context keys
 (oldest go first) and is cleared every ``dedup_interval``; the outgoing queue holds at most
 ``max_queue`` events, and what does not fit is counted as dropped, never buffered.
@@ -15,18 +19,59 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from flagsite_sdk.engine.operators import TARGETING_KEY
 from flagsite_sdk.transport import Transport
 
 log = logging.getLogger("flagsite_sdk")
 
-Exposure = tuple[str, str, str, float]  # flag, variant, context key, epoch seconds
+# flag, variant, context key, epoch seconds, units (None: the flag buckets by the key only)
+Exposure = tuple[str, str, str, float, dict[str, str] | None]
+Units = dict[str, str]
+
+# The server's bounds on an event's units (analytics.serializers): what does not fit is left
+# out here rather than have the whole event refused.
+MAX_UNITS = 8
+MAX_UNIT_NAME = 100
+MAX_UNIT_VALUE = 256
+
+
+def bucket_attributes(flag: Mapping[str, Any]) -> tuple[str, ...]:
+    """The attributes a flag document's rollouts bucket by (default serve and rules), other
+    than the targeting key (every event carries that as its ``context_key``)."""
+    serves = [flag.get("defaultServe")]
+    serves += [rule.get("serve") for rule in flag.get("rules") or () if isinstance(rule, Mapping)]
+    found: dict[str, None] = {}
+    for serve in serves:
+        rollout = serve.get("rollout") if isinstance(serve, Mapping) else None
+        if isinstance(rollout, Mapping):
+            attribute = rollout.get("bucketBy", TARGETING_KEY)
+            usable = isinstance(attribute, str) and 0 < len(attribute) <= MAX_UNIT_NAME
+            if usable and attribute != TARGETING_KEY:
+                found[attribute] = None
+    return tuple(found)[:MAX_UNITS]
+
+
+def units_of(context: Mapping[str, Any], attributes: Iterable[str]) -> Units:
+    """The context's value of each attribute, as the engine buckets on it: a string as it is,
+    an integer as its digits; absent, empty, too long or of another type, it is left out (the
+    engine could not bucket on it either, so the event says the unit is missing)."""
+    units: Units = {}
+    for attribute in attributes:
+        value = context.get(attribute)
+        if type(value) is int:
+            value = str(value)
+        if type(value) is str and 0 < len(value) <= MAX_UNIT_VALUE:
+            units[attribute] = value
+            if len(units) == MAX_UNITS:
+                break
+    return units
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +104,9 @@ class ExposureRecorder:
         # the evaluation path, which holds each flag's table next to its resolver, makes one
         # probe and builds nothing. Tables are cleared in place, never replaced.
         self.seen: dict[str, dict[Hashable, str]] = {}
+        # Flag -> the attributes its rollouts bucket by (beside the targeting key), replaced
+        # whole with each ruleset (FlagsiteClient._install); read only for unseen contexts.
+        self.unit_attributes: Mapping[str, tuple[str, ...]] = {}
         self._seen_since = time.monotonic()
         self._queue: deque[Exposure] = deque()
         self._wake = threading.Event()
@@ -85,18 +133,22 @@ class ExposureRecorder:
         an exposure nobody can be attributed to cannot feed an experiment."""
         context_key = context.get("targetingKey") or context.get("userId")
         if context_key and self.table(flag).get(context_key) != variant:
-            self.record_unseen(context_key, flag, variant)
+            self.record_unseen(context_key, flag, variant, context)
 
     def table(self, flag: str) -> dict[Hashable, str]:
         """The dedup table of one flag (context key -> variant), created on first use."""
         table = self.seen.get(flag)
         return table if table is not None else self.seen.setdefault(flag, {})
 
-    def record_unseen(self, context_key: Hashable, flag: str, variant: str | None) -> None:
+    def record_unseen(
+        self, context_key: Hashable, flag: str, variant: str | None, context: Mapping[str, Any]
+    ) -> None:
         """The part of ``record`` after the dedup probe, which FlagsiteClient.is_enabled
         inlines to save a call on the common, already-seen path."""
         if variant is None:
             return
+        attributes = self.unit_attributes.get(flag)
+        units = units_of(context, attributes) if attributes else None
         table = self.table(flag)
         if context_key not in table and len(table) >= self.options.max_dedup_keys:
             # Another thread may have evicted the same key, or cleared the table, first.
@@ -108,7 +160,7 @@ class ExposureRecorder:
             with self._counts_lock:
                 self._dropped += 1
             return
-        queue.append((flag, variant, str(context_key), time.time()))
+        queue.append((flag, variant, str(context_key), time.time(), units or None))
         if len(queue) == self.options.batch_size:
             self._wake.set()
 
@@ -238,21 +290,20 @@ class ExposureRecorder:
 
 def build_payload(batch_id: str, batch: list[Exposure], dropped: int = 0) -> dict[str, Any]:
     """The body of POST /api/v1/events (field names: analytics.serializers)."""
-    return {
-        "batch_id": batch_id,
-        "sdk": {"dropped": dropped},
-        "events": [
-            {
-                "type": "exposure",
-                "flag": flag,
-                "variant": variant,
-                "context_key": context_key,
-                "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
-                "assignments": {flag: variant},
-            }
-            for flag, variant, context_key, ts in batch
-        ],
-    }
+    events = []
+    for flag, variant, context_key, ts, units in batch:
+        event: dict[str, Any] = {
+            "type": "exposure",
+            "flag": flag,
+            "variant": variant,
+            "context_key": context_key,
+            "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
+            "assignments": {flag: variant},
+        }
+        if units:
+            event["units"] = units
+        events.append(event)
+    return {"batch_id": batch_id, "sdk": {"dropped": dropped}, "events": events}
 
 
 def rejected_indices(response: httpx.Response) -> set[int] | None:

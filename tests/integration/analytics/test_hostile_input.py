@@ -50,8 +50,20 @@ def nothing_stored() -> bool:
             b'{"batch_id": "b", "events": [{"assignments": {"\\u0000": "on"}}]}',
             "events[0].assignments.",
         ),
+        (
+            b'{"batch_id": "b", "events": [{"units": {"accountId": "a\\u0000"}}]}',
+            "events[0].units.accountId",
+        ),
+        (b'{"batch_id": "b", "events": [{"units": {"\\ud800": "a"}}]}', "events[0].units."),
     ],
-    ids=["nul-batch-id", "nul-context-key", "surrogate-context-key", "nul-assignment-key"],
+    ids=[
+        "nul-batch-id",
+        "nul-context-key",
+        "surrogate-context-key",
+        "nul-assignment-key",
+        "nul-unit-value",
+        "surrogate-unit-name",
+    ],
 )
 def test_nul_and_surrogates_in_events_are_400_with_the_path(
     events_client: APIClient, raw: bytes, path: str
@@ -71,6 +83,30 @@ def test_an_event_timestamp_with_an_offset_beyond_1559_is_400(events_client: API
     assert response.json()["errors"] == [
         {"index": 1, "field": "timestamp", "message": "has a time-zone offset beyond +-15:59"}
     ]
+    assert nothing_stored()
+
+
+def test_a_unit_that_is_a_number_is_400_naming_the_event_and_the_field(
+    events_client: APIClient,
+) -> None:
+    events = [an_event(units={"accountId": "acct-7"}) for _ in range(4)]
+    events[3]["units"] = {"accountId": 7}
+    events[1]["units"] = {"accountId": "acct-7", "plan": False}
+    response = events_client.post(URL, {"batch_id": "b", "events": events}, format="json")
+    assert response.status_code == 400, response.content
+    message = "must be a string (send a numeric id as text)"
+    assert response.json()["errors"] == [
+        {"index": 1, "field": "units.plan", "message": message},
+        {"index": 3, "field": "units.accountId", "message": message},
+    ]
+    assert nothing_stored()
+
+
+def test_units_deeper_than_one_level_are_refused(events_client: APIClient) -> None:
+    event = an_event(units={"accountId": {"id": "acct-7"}})
+    response = events_client.post(URL, {"batch_id": "b", "events": [event]}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "units.accountId"
     assert nothing_stored()
 
 

@@ -76,6 +76,58 @@ def test_a_bad_event_rejects_the_whole_batch_with_its_index_and_reason(
     assert stored() == (0, 0, 0, 0)
 
 
+def test_events_carry_their_units_into_the_raw_events(events_client: APIClient) -> None:
+    events = good_events()
+    events[0]["units"] = {"accountId": "acct-7"}
+    events[5]["units"] = {"accountId": "acct-7", "org id (legacy)": "o-1"}  # any attribute name
+    events[6]["units"] = None  # null is the same as leaving it out
+    response = events_client.post(URL, {"batch_id": "units", "events": events}, format="json")
+    assert response.status_code == 202, response.content
+    by_key = {
+        (e.kind, e.context_key): e.units for e in RawEvent.objects.order_by("id").only("kind")
+    }
+    assert by_key[("exposure", "u0")] == {"accountId": "acct-7"}
+    assert by_key[("latency", "u2")] == {"accountId": "acct-7", "org id (legacy)": "o-1"}
+    assert by_key[("conversion", "u3")] == {}
+    assert by_key[("exposure", "u1")] == {}  # no units: an empty object, never NULL
+
+
+def test_units_at_their_limits_are_accepted(events_client: APIClient) -> None:
+    units = {f"{i}".rjust(100, "a"): "v" * 256 for i in range(8)}
+    events = [exposure("checkout", "on", "u1", timezone.now()) | {"units": units}]
+    response = events_client.post(URL, {"batch_id": "wide", "events": events}, format="json")
+    assert response.status_code == 202, response.content
+    assert RawEvent.objects.get().units == units
+
+
+@pytest.mark.parametrize(
+    ("units", "field", "message"),
+    [
+        ({"accountId": 7}, "units.accountId", "must be a string (send a numeric id as text)"),
+        ({"accountId": 7.5}, "units.accountId", "must be a string (send a numeric id as text)"),
+        ({"accountId": True}, "units.accountId", "must be a string (send a numeric id as text)"),
+        ({"accountId": None}, "units.accountId", "must be a string (send a numeric id as text)"),
+        ({"accountId": ["a"]}, "units.accountId", "must be a string (send a numeric id as text)"),
+        ({"accountId": ""}, "units.accountId", "must not be empty"),
+        ({"accountId": "x" * 257}, "units.accountId", "must be at most 256 characters"),
+        ({"": "a"}, "units", "attribute name '' must be 1-100 chars"),
+        ({"n" * 101: "a"}, "units", f"attribute name {'n' * 100!r} must be 1-100 chars"),
+        ({f"a{i}": "x" for i in range(9)}, "units", "may name at most 8 attributes"),
+        (["accountId", "acct-7"], "units", "must be an object of attribute name to unit id"),
+        ("acct-7", "units", "must be an object of attribute name to unit id"),
+    ],
+)
+def test_bad_units_are_refused_naming_the_event_and_the_field(
+    events_client: APIClient, units: Any, field: str, message: str
+) -> None:
+    events = good_events()
+    events[3]["units"] = units
+    response = events_client.post(URL, {"batch_id": "bad-units", "events": events}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [{"index": 3, "field": field, "message": message}]
+    assert stored() == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize(
     "payload",
     [

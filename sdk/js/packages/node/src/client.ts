@@ -13,7 +13,15 @@ import {
   type EvaluationDetails,
   type RulesetDocument,
 } from "./engine/index.js";
-import { DEFAULT_EVENT_OPTIONS, type EventOptions, type EventStats, ExposureRecorder, httpTransport } from "./events.js";
+import {
+  bucketAttributes,
+  DEFAULT_EVENT_OPTIONS,
+  type EventOptions,
+  type EventStats,
+  ExposureRecorder,
+  httpTransport,
+  unitsOf,
+} from "./events.js";
 import { RulesetSync } from "./sync.js";
 
 export interface FlagsiteOptions {
@@ -44,6 +52,8 @@ const EMPTY: Context = Object.freeze({});
 
 export class FlagsiteClient {
   private ruleset: CompiledRuleset | null = null;
+  /** Flag -> the attributes its rollouts bucket by (beside the targeting key). */
+  private unitAttributes = new Map<string, string[]>();
   private readonly sync: RulesetSync | null = null;
   private readonly recorder: ExposureRecorder | null = null;
   private readonly logger: Logger;
@@ -99,6 +109,12 @@ export class FlagsiteClient {
     try {
       if (this.ruleset !== null && doc.version <= this.ruleset.version && via !== "bootstrap") return true;
       this.ruleset = compileRuleset(doc);
+      const attributes = new Map<string, string[]>();
+      for (const [key, flag] of Object.entries(doc.flags)) {
+        const found = bucketAttributes(flag);
+        if (found.length > 0) attributes.set(key, found);
+      }
+      this.unitAttributes = attributes;
     } catch (exc) {
       this.logger.warn(`ruleset from ${via} rejected, keeping version ${this.ruleset?.version ?? "none"}: ${describe(exc)}`);
       return false;
@@ -205,7 +221,9 @@ export class FlagsiteClient {
     if (recorder === null || d.variant === null) return;
     const ctx = context ?? EMPTY;
     try {
-      recorder.record(d.flagKey, d.variant, ctx.targetingKey ?? ctx.userId);
+      const attributes = this.unitAttributes.get(d.flagKey);
+      const units = attributes === undefined ? null : unitsOf(ctx, attributes);
+      recorder.record(d.flagKey, d.variant, ctx.targetingKey ?? ctx.userId, units);
     } catch (exc) {
       this.logger.debug(`recording an exposure failed: ${describe(exc)}`);
     }

@@ -4,6 +4,8 @@
  * sent by a timer. Memory is bounded twice: each flag's dedup table keeps at most maxDedupKeys
  * keys (oldest first out) and is cleared every dedupIntervalMs; the queue holds at most maxQueue
  * events, and what does not fit is counted as dropped (and reported with the next batch).
+ * Each exposure carries the context's units for the flag: the values of the attributes its
+ * rollouts bucket by (e.g. { accountId: "acct-7" }), so the server analyses per account.
  */
 import { backoffDelay, describe, type Logger } from "@flagsite/common";
 
@@ -38,7 +40,47 @@ export interface EventStats {
   queued: number;
 }
 
-type Exposure = readonly [flag: string, variant: string, contextKey: string, at: number];
+export type Units = Record<string, string>;
+type Exposure = readonly [flag: string, variant: string, contextKey: string, at: number, units: Units | null];
+
+// The server's bounds on an event's units (analytics/serializers.py): what does not fit is left
+// out here rather than have the whole event refused.
+const MAX_UNITS = 8;
+const MAX_UNIT_NAME = 100;
+const MAX_UNIT_VALUE = 256;
+
+interface ServeLike {
+  rollout?: { bucketBy?: unknown };
+}
+
+/** The attributes a flag document's rollouts bucket by, other than the targeting key. */
+export function bucketAttributes(flag: { defaultServe?: unknown; rules?: readonly unknown[] }): string[] {
+  const serves = [flag.defaultServe, ...(flag.rules ?? []).map((r) => (r as { serve?: unknown } | null)?.serve)];
+  const found = new Set<string>();
+  for (const serve of serves) {
+    const rollout = (serve as ServeLike | null | undefined)?.rollout;
+    if (rollout === undefined || rollout === null) continue;
+    const attribute = rollout.bucketBy ?? "targetingKey";
+    if (typeof attribute === "string" && attribute !== "targetingKey" && attribute.length > 0 && attribute.length <= MAX_UNIT_NAME) {
+      found.add(attribute);
+    }
+  }
+  return [...found].slice(0, MAX_UNITS);
+}
+
+/** A context's value of each attribute as the engine buckets on it (a string, an integer as
+ * its digits); absent, empty, too long or of another type, it is left out. */
+export function unitsOf(context: Readonly<Record<string, unknown>>, attributes: readonly string[]): Units | null {
+  let units: Units | null = null;
+  for (const attribute of attributes) {
+    let value = context[attribute];
+    if ((typeof value === "number" && Number.isInteger(value)) || typeof value === "bigint") value = String(value);
+    if (typeof value === "string" && value.length > 0 && value.length <= MAX_UNIT_VALUE) {
+      (units ??= {})[attribute] = value;
+    }
+  }
+  return units;
+}
 
 export interface EventTransport {
   /** POSTs one batch; resolves to the HTTP status and parsed body. */
@@ -90,7 +132,7 @@ export class ExposureRecorder {
    * Queues one exposure unless this context saw this variant within the dedup interval.
    * Contexts without a targeting key are not recorded: nobody could be attributed to them.
    */
-  record(flag: string, variant: string, contextKey: unknown): void {
+  record(flag: string, variant: string, contextKey: unknown, units: Units | null = null): void {
     if (typeof contextKey !== "string" && typeof contextKey !== "number") return;
     if (contextKey === "") return;
     const key = String(contextKey);
@@ -106,7 +148,7 @@ export class ExposureRecorder {
       this.counts.dropped++;
       return;
     }
-    this.queue.push([flag, variant, key, Date.now()]);
+    this.queue.push([flag, variant, key, Date.now(), units]);
     if (this.queue.length === this.options.batchSize) void this.flush();
   }
 
@@ -185,13 +227,14 @@ export function buildPayload(batchId: string, batch: readonly Exposure[], droppe
   return {
     batch_id: batchId,
     sdk: { dropped },
-    events: batch.map(([flag, variant, contextKey, at]) => ({
+    events: batch.map(([flag, variant, contextKey, at, units]) => ({
       type: "exposure",
       flag,
       variant,
       context_key: contextKey,
       timestamp: new Date(at).toISOString(),
       assignments: { [flag]: variant },
+      ...(units === null ? {} : { units }),
     })),
   };
 }

@@ -106,7 +106,10 @@ describe("SSR helper", () => {
 
 describe("exposures", () => {
   let server: Server;
-  const batches: { batch_id: string; events: { flag: string; variant: string; context_key: string }[] }[] = [];
+  const batches: {
+    batch_id: string;
+    events: { flag: string; variant: string; context_key: string; units?: Record<string, string> }[];
+  }[] = [];
 
   async function recordingServer(): Promise<string> {
     batches.length = 0;
@@ -145,6 +148,28 @@ describe("exposures", () => {
       ["banner", "b", "u1"],
     ]);
     expect(client.eventStats()).toMatchObject({ dropped: 1, sent: 3, queued: 0 });
+    await client.close();
+  });
+
+  it("carry the units the flag buckets by", async () => {
+    const baseUrl = await recordingServer();
+    const client = new FlagsiteClient({
+      baseUrl, serverKey: "fs_srv_test", bootstrap: ruleset(1, 50), stream: false, logger: quiet,
+      pollIntervalMs: 60_000, events: { flushIntervalMs: 60_000 },
+    });
+    client.isEnabled("new-pdf-engine", { targetingKey: "u1", accountId: "a1" });
+    client.isEnabled("new-pdf-engine", { targetingKey: "u2", accountId: 42 }); // an integer id: its digits
+    // longer than the server takes: left out rather than have the event refused
+    client.isEnabled("new-pdf-engine", { targetingKey: "u3", accountId: "x".repeat(300) });
+    client.getString("banner", { targetingKey: "u1", accountId: "a1" }, ""); // buckets by nothing
+    await client.flush();
+    const events = batches.flatMap((b) => b.events);
+    expect(events.map((e) => [e.context_key, e.units])).toEqual([
+      ["u1", { accountId: "a1" }],
+      ["u2", { accountId: "42" }],
+      ["u3", undefined],
+      ["u1", undefined],
+    ]);
     await client.close();
   });
 });

@@ -1,7 +1,8 @@
 """Analytics storage: append-only raw events, idempotency keys, rollups and first sightings.
 
-Raw events are written with COPY and never updated; dashboards and rollout checks read only the
-rollups. See docs/analytics-storage.md for the layout and how it scales out.
+Raw events are written with COPY and never updated; comparisons read the rollups, and the
+per-stage unit read (analytics.stage_units) the raw events of the stage. See
+docs/analytics-storage.md for the layout and how it scales out.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ COLOURS = {
     "yellow": ("#fcf4dc", "#7a5b00"),
     "red": ("#f8d7da", "#8a1f28"),
     "insufficient_data": ("#eee", "#555"),
+    "inconclusive": ("#e8eef7", "#2c4a73"),
+    "not_applicable": ("#eee", "#555"),
 }
 
 

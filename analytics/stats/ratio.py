@@ -171,8 +171,11 @@ def compare_rates(
     log_ratio = math.log(t.shrunk) - math.log(c.shrunk)
     log_se = math.sqrt(t.variance / t.shrunk**2 + c.variance / c.shrunk**2)
     lb = bounds(log_ratio, log_se, ratio_tau, alpha, beta)
+    # Shown: the plain ratio where both rates are positive (the shrunk one only where a plain
+    # ratio is undefined); the bounds always come from the shrunk rates.
+    shown = t.rate / c.rate if c.rate > 0 and t.rate > 0 else math.exp(log_ratio)
     ratio = Bounds(
-        math.exp(log_ratio),
+        shown,
         _exp(lb.alarm_low),
         _exp(lb.alarm_high),
         _exp(lb.clear_low),

@@ -30,8 +30,9 @@ from tests.integration.rollouts.conftest import World
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-# lock, stages, guardrails, rollups, plan update, check insert, synchronous_commit
-MAX_QUERIES_PER_CHECK = 7
+# lock, stages, guardrails, the stage's units (raw events), its latency rollups, plan update,
+# check insert, synchronous_commit
+MAX_QUERIES_PER_CHECK = 8
 
 
 def nothing_kept() -> AbstractContextManager[Any]:

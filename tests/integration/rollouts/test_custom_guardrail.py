@@ -67,7 +67,8 @@ def test_an_equal_custom_metric_does_not_roll_back() -> None:
 
     assert record is not None
     assert record.verdict == "hold"  # still baking: stage 1 lasts 24 h
-    assert custom_result(record.guardrails)["status"] == "green"
+    # Not harm (an equal metric); green once the interval is short of the red line.
+    assert custom_result(record.guardrails)["status"] in ("green", "inconclusive")
     assert record.samples["tests"][f"custom:{METRIC}"]["sequential_reject"] is False
     plan.refresh_from_db()
     assert plan.status == "running"

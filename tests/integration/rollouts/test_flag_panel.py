@@ -79,8 +79,9 @@ def test_the_flag_page_shows_stage_guardrails_and_next_decision(world: World) ->
     metrics = metric_statuses(record)
     assert [m.guardrail for m in metrics] == [g["guardrail"] for g in record.guardrails]
     assert {m.guardrail: m.status for m in metrics} == {
-        "error_rate (relative)": "green", "error_rate (absolute)": "green",
-        "latency_p95 (absolute)": "yellow", "conversion_rate (relative)": "green",
+        # An hour of traffic bounds the differences, not yet the ratios to control.
+        "error_rate (relative)": "inconclusive", "error_rate (absolute)": "green",
+        "latency_p95 (absolute)": "yellow", "conversion_rate (relative)": "inconclusive",
     }  # fmt: skip
     assert "background:#fcf4dc" in row  # yellow
     for m in metrics:

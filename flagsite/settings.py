@@ -322,6 +322,7 @@ SPECTACULAR_SETTINGS = {
         "FlagKindEnum": "flags.models.Flag.Kind",
         "ChangeTargetKindEnum": "flags.api.change_requests.KIND_CHOICES",
         "ApiKeyKindEnum": "apikeys.models.ApiKey.Kind",
+        "HealthActionEnum": "rollouts.models.RolloutPlan.HealthAction",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -8,6 +8,10 @@ os.environ.setdefault("FLAGSITE_ENV", "test")
 # afresh every run, and counters left in Redis by an earlier run must not count again. Child
 # processes (servers, workers) get the same prefix from tests.support.processes.
 os.environ.setdefault("FLAGSITE_REDIS_PREFIX", f"flagsite-test-{uuid.uuid4().hex[:12]}")
+# The test installation has an ops list, as a production one should: a rollout plan that would
+# tell no one of a rollback may not start (rollouts.notify), and most tests' plans name no one.
+# Tests of that case clear it; child processes inherit it, as they inherit the prefix above.
+os.environ.setdefault("OPS_EMAILS", "ops@flagsite.test")
 
 from flagsite.settings import *  # noqa: F403
 

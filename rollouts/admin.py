@@ -3,7 +3,7 @@ delivery log. Every change goes through rollouts.services (roles apply there).""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django import forms
@@ -21,6 +21,8 @@ from flags.models import FlagState, Segment
 from rollouts import approval, services
 from rollouts.definition import approval_covers, edit_token
 from rollouts.models import (
+    HEALTH_CHECKS,
+    NO_TRAFFIC_SECONDS,
     Guardrail,
     Notification,
     RolloutCheck,
@@ -38,9 +40,66 @@ class ReasonActionForm(ActionForm):
 
 def _recipients_field() -> LinesField:
     return LinesField(
-        required=False, help_text="Ops email addresses told of rollbacks, holds and completion: "
-        "one a line.",
+        required=False, help_text="Ops email addresses told of rollbacks, holds, warnings and "
+        "completion: one a line. Blank: the installation's OPS_EMAILS.",
     )  # fmt: skip
+
+
+class HoursField(forms.DecimalField):
+    """A duration typed in hours (36, 1.5) for a column of whole seconds: 1.5 h is stored as
+    5400 s exactly, and what is shown converts back to the same seconds. ``seconds``: the
+    column's bounds, said in hours when a value is outside them."""
+
+    SHOWN = Decimal("0.000001")  # 0.0036 s: any whole number of seconds survives the trip
+
+    def __init__(self, *, seconds: tuple[int, int], **kwargs: Any) -> None:
+        self.bounds = seconds
+        super().__init__(min_value=0, decimal_places=6, max_digits=12, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, int):  # the stored seconds, shown as hours
+            hours = (Decimal(value) / 3600).quantize(self.SHOWN, rounding=ROUND_HALF_EVEN)
+            return f"{hours.normalize():f}"
+        return value
+
+    def clean(self, value: Any) -> int | None:
+        hours = super().clean(value)
+        if hours is None:
+            return None
+        seconds = int((hours * 3600).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        low, high = self.bounds
+        if not low <= seconds <= high:
+            raise ValidationError(
+                f"From {self.prepare_value(low)} to {self.prepare_value(high)} hours.",
+                code="bounds",
+            )
+        return seconds
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        # initial is in seconds, data in hours: compared as seconds
+        try:
+            typed = self.clean(data)
+        except ValidationError:
+            return True
+        return bool(typed != initial)
+
+
+def _no_traffic_field() -> HoursField:
+    return HoursField(
+        seconds=NO_TRAFFIC_SECONDS, label="no-traffic time (hours)",
+        initial=RolloutPlan._meta.get_field("no_traffic_seconds").get_default(),
+        help_text="How long a stage may see no event of the flag at all before the no-traffic "
+        "health check acts (10 minutes to 30 days; 24 by default).",
+    )  # fmt: skip
+
+
+def health_actions(cleaned: dict[str, Any]) -> dict[str, str]:
+    """The health actions a plan form chose, by check."""
+    return {
+        check: str(cleaned[f"health_{check}"])
+        for check in HEALTH_CHECKS
+        if cleaned.get(f"health_{check}")
+    }
 
 
 class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -50,13 +109,15 @@ class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
         help_text="The segment a segment-first template (launch-phases) starts with.",
     )  # fmt: skip
     email_recipients = _recipients_field()
+    no_traffic_seconds = _no_traffic_field()
     user: Any = None  # set per request by RolloutPlanAdmin.get_form
 
     class Meta:
         model = RolloutPlan
         fields = ["flag_state", "name", "template", "on_variant", "segment", "bucket_by",
                   "rollback_action", "check_interval_seconds", "min_sample",
-                  "email_recipients"]  # fmt: skip
+                  "email_recipients", "no_traffic_seconds",
+                  *(f"health_{check}" for check in HEALTH_CHECKS)]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +140,9 @@ class PlanAddForm(forms.ModelForm):  # type: ignore[type-arg]
                 state, template=cleaned.get("template", ""), user=self.user,
                 segment=cleaned.get("segment"), on_variant=cleaned.get("on_variant") or "on",
                 rollback_action=cleaned.get("rollback_action") or "",
+                bucket_by=cleaned.get("bucket_by") or "targetingKey",
+                no_traffic_seconds=cleaned.get("no_traffic_seconds") or 24 * 3600,
+                health_actions=health_actions(cleaned),
             )  # fmt: skip
         except services.RolloutError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
@@ -98,6 +162,7 @@ class PlanChangeForm(forms.ModelForm):  # type: ignore[type-arg]
     # another edit has overtaken is refused, never written over the other edit.
     opened_as = forms.CharField(widget=forms.HiddenInput, required=False)
     email_recipients = _recipients_field()
+    no_traffic_seconds = _no_traffic_field()
 
     class Meta:
         model = RolloutPlan
@@ -313,7 +378,8 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = ["status", "status_reason", "current_stage", "stage_started_at",
                        "started_at", "finished_at", "applied_state_version", "next_check_at",
                        "last_checked_at", "approval", "approved_by", "approved_at", "created_by",
-                       "version", "guardrail_status", "flag_state", "alerted_stage"]  # fmt: skip
+                       "version", "guardrail_status", "flag_state", "alerted_stage",
+                       "health_warned"]  # fmt: skip
     # Fixed once the plan has started: who is in which cohort depends on them (a changed
     # bucketing or variant would reshuffle the exposed users).
     frozen_once_started = ["on_variant", "off_variant", "bucket_by", "template"]
@@ -371,9 +437,14 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             rollback_action=data["rollback_action"],
             check_interval_seconds=data["check_interval_seconds"], min_sample=data["min_sample"],
             email_recipients=data["email_recipients"] or [],
+            no_traffic_seconds=data["no_traffic_seconds"], health_actions=health_actions(data),
         )  # fmt: skip
         obj.pk = plan.pk
         obj.refresh_from_db()
+        # Made all the same (fixed outside the plan), but people should know before they try
+        # to start it.
+        for problem in services.start_problems(plan):
+            self.message_user(request, f"{plan}: {problem.message}", messages.WARNING)
 
     @admin.display(description="stage")
     def stage_display(self, obj: RolloutPlan) -> str:

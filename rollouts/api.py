@@ -31,6 +31,8 @@ from rollouts import approval, services
 from rollouts.definition import approval_covers
 from rollouts.models import (
     CHECK_INTERVAL_SECONDS,
+    HEALTH_CHECKS,
+    NO_TRAFFIC_SECONDS,
     RolloutCheck,
     RolloutPlan,
     validate_webhook_secret,
@@ -42,6 +44,44 @@ class WebhookIn(serializers.Serializer[Any]):
     url = serializers.URLField(max_length=500)
     secret = StrictCharField(max_length=200, validators=[validate_webhook_secret])
     slack_format = serializers.BooleanField(default=False)
+
+
+def _action_field(what: str, default: str) -> serializers.ChoiceField:
+    # One choice set for the five fields: the schema names it HealthActionEnum
+    # (SPECTACULAR_SETTINGS' ENUM_NAME_OVERRIDES).
+    return serializers.ChoiceField(
+        choices=RolloutPlan.HealthAction.choices, required=False,
+        help_text=f"{what} warn (tell people, carry on), hold or rollback; {default} unless given.",
+    )  # fmt: skip
+
+
+class HealthActionsIn(serializers.Serializer[Any]):
+    """What each health check's finding does; a check left out keeps its default."""
+
+    no_traffic = _action_field("No event of the flag within the no-traffic time:", "hold")
+    no_error_events = _action_field("Traffic but not one error event:", "warn")
+    unit_mismatch = _action_field("Events without the unit the plan buckets by:", "hold")
+    sample_ratio_mismatch = _action_field("The stage's units do not follow its split:", "hold")
+    both_variants = _action_field("The same unit served both variants:", "warn")
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A misspelt check would otherwise be dropped in silence, leaving its default action.
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {k: [f"No such health check: one of {list(HEALTH_CHECKS)}."] for k in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class HealthIn(serializers.Serializer[Any]):
+    no_traffic_seconds = serializers.IntegerField(
+        min_value=NO_TRAFFIC_SECONDS[0], max_value=NO_TRAFFIC_SECONDS[1], default=24 * 3600,
+        help_text="How long a stage may see no event of the flag before the no-traffic check "
+        "acts (600 s to 30 days; 24 h unless given).",
+    )  # fmt: skip
+    actions = HealthActionsIn(required=False)
 
 
 class CreateIn(serializers.Serializer[Any]):
@@ -64,6 +104,7 @@ class CreateIn(serializers.Serializer[Any]):
         child=serializers.EmailField(max_length=254), max_length=50, default=list
     )
     webhooks = WebhookIn(many=True, default=list)
+    health = HealthIn(required=False)
 
     def validate_webhooks(self, value: list[Any]) -> list[Any]:
         if len(value) > 20:
@@ -117,6 +158,10 @@ def plan_out(plan: RolloutPlan) -> dict[str, Any]:
             for g in plan.guardrails.all()
         ],
         "guardrail_status": last.guardrails if last else [],
+        "health": {
+            "no_traffic_seconds": plan.no_traffic_seconds,
+            "actions": plan.health_actions(),
+        },
     }
 
 
@@ -189,7 +234,9 @@ class RolloutList(RolloutView):
 
     @extend_schema(request=CreateIn, responses={201: dict}, operation_id="rollouts_create")
     def post(self, request: Request) -> Response:
-        """Creates a plan from a template; ``start`` with a ``reason`` starts it at once."""
+        """Creates a draft plan from a template. The answer is the plan with ``warnings``: what
+        would keep it from starting (nobody to tell of a rollback, recent events of the flag
+        without the ``bucket_by`` unit), each a sentence; the plan is made all the same."""
         data = self.valid(CreateIn(data=request.data))
         state = (
             FlagState.objects.select_related("flag", "environment__project")
@@ -205,6 +252,7 @@ class RolloutList(RolloutView):
         key = request_key(request)
         if key is not None and key.environment_id != state.environment_id:
             raise PermissionDenied("This API key is scoped to another environment.")
+        health: dict[str, Any] = data.get("health") or {}
         segment = None
         if data["segment"]:
             segment = Segment.objects.filter(
@@ -218,8 +266,11 @@ class RolloutList(RolloutView):
             check_interval_seconds=data["check_interval_seconds"], min_sample=data["min_sample"],
             rollback_action=data["rollback_action"], email_recipients=data["email_recipients"],
             webhooks=[services.WebhookSpec(**w) for w in data["webhooks"]],
+            no_traffic_seconds=health.get("no_traffic_seconds", 24 * 3600),
+            health_actions=health.get("actions", {}),
         )  # fmt: skip
-        return Response(plan_out(plan), status=201)
+        warnings = [problem.message for problem in services.start_problems(plan)]
+        return Response({**plan_out(plan), "warnings": warnings}, status=201)
 
 
 class RolloutDetail(RolloutView):

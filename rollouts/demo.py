@@ -44,6 +44,9 @@ def ensure_demo_rollout() -> RolloutPlan | None:
     plan = services.create_from_template(
         state, template="standard", user=owner, name=DEMO_NAME, bucket_by="accountId",
         min_sample=30,
+        # A plan that would tell no one of a rollback may not start; the demo's email goes to
+        # the console (the worker's log), whatever OPS_EMAILS says.
+        email_recipients=["ops@localhost"],
     )  # fmt: skip
     return services.start(plan, user=owner, reason="the demo rollout")
 
@@ -63,7 +66,10 @@ def send_demo_traffic(requests: int = 600, seed: int | None = None) -> int:
         context = {"targetingKey": f"acct-{account}", "accountId": f"acct-{account}"}
         variant = ruleset.evaluate(FLAG, context, False).variant or "off"
         at = (now - timedelta(seconds=float(rng.random()) * 10)).isoformat()
-        common = {"context_key": f"acct-{account}", "timestamp": at, "assignments": {FLAG: variant}}
+        common = {
+            "context_key": f"acct-{account}", "timestamp": at, "assignments": {FLAG: variant},
+            "units": {"accountId": f"acct-{account}"},  # the unit the plan buckets by
+        }  # fmt: skip
         events.append({"type": "exposure", "flag": FLAG, "variant": variant, **common})
         events.append(
             {"type": "latency", "value": float(100 * np.exp(rng.normal(0, 0.5))), **common}

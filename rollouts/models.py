@@ -19,6 +19,14 @@ from flags.models import FlagState, Segment
 FULL = 100_000  # the engine's weight units: 100,000 = 100 %
 WEBHOOK_SECRET_PREFIX = "whsec_"
 CHECK_INTERVAL_SECONDS = (10, 7 * 24 * 3600)  # the bounds of a plan's check interval
+# The bounds of a plan's no-traffic time: under ten minutes a quiet night is "no traffic"; past
+# a month (the longest stage of a template) the check would never speak.
+NO_TRAFFIC_SECONDS = (600, 30 * 24 * 3600)
+# The health checks a plan sets an action for (rollouts.decision.HealthCheck's values); each has
+# its column health_<check>.
+HEALTH_CHECKS = (
+    "no_traffic", "no_error_events", "unit_mismatch", "sample_ratio_mismatch", "both_variants",
+)  # fmt: skip
 
 
 def validate_email_list(value: object) -> None:
@@ -62,6 +70,11 @@ class RolloutPlan(models.Model):
     class RollbackAction(models.TextChoices):
         ZERO = "zero", "Set the rollout to 0%"
         KILL = "kill", "Use the flag's kill switch"
+
+    class HealthAction(models.TextChoices):
+        WARN = "warn", "Warn: tell people, carry on"
+        HOLD = "hold", "Hold the stage and tell people"
+        ROLLBACK = "rollback", "Roll back"
 
     ACTIVE = (Status.RUNNING, Status.PAUSED)
 
@@ -115,6 +128,41 @@ class RolloutPlan(models.Model):
     alerted_stage = models.IntegerField(
         default=-1, help_text="The last stage a hold-with-alert was sent for (sent once)."
     )
+    # What already told people of a warn-action health finding: {"stage": n, "codes": [...]}.
+    # A finding is told once per stage (as alerted_stage does for holds); another stage starts
+    # afresh, since it reads new traffic.
+    health_warned = models.JSONField(default=dict, blank=True, editable=False)
+    # The health checks (docs/rollouts.md "Health checks"): the no-traffic time, and what each
+    # finding does.
+    no_traffic_seconds = models.PositiveIntegerField(
+        default=24 * 3600,
+        validators=[
+            MinValueValidator(NO_TRAFFIC_SECONDS[0]),
+            MaxValueValidator(NO_TRAFFIC_SECONDS[1]),
+        ],
+        help_text="How long the stage may see no event of the flag at all before the "
+        "no-traffic check acts.",
+    )
+    health_no_traffic = models.CharField(
+        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        help_text="No event of the flag within the no-traffic time.",
+    )  # fmt: skip
+    health_no_error_events = models.CharField(
+        max_length=8, choices=HealthAction.choices, default=HealthAction.WARN,
+        help_text="Traffic, but no error event at all: the error guardrails cannot see harm.",
+    )  # fmt: skip
+    health_unit_mismatch = models.CharField(
+        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        help_text="Events that do not carry the unit the flag buckets by.",
+    )  # fmt: skip
+    health_sample_ratio_mismatch = models.CharField(
+        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        help_text="Units exposed in the stage do not follow its split.",
+    )  # fmt: skip
+    health_both_variants = models.CharField(
+        max_length=8, choices=HealthAction.choices, default=HealthAction.WARN,
+        help_text="The same unit exposed to both variants.",
+    )  # fmt: skip
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -145,6 +193,10 @@ class RolloutPlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_status_display()})"
+
+    def health_actions(self) -> dict[str, str]:
+        """What each health check's finding does, by check (HEALTH_CHECKS)."""
+        return {check: str(getattr(self, f"health_{check}")) for check in HEALTH_CHECKS}
 
 
 class RolloutStage(models.Model):

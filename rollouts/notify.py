@@ -1,5 +1,9 @@
 """Telling people: email (text and HTML) and signed webhooks on rollback, hold-with-alert,
-pause and completion.
+pause, completion and health warnings.
+
+Email goes to the plan's own addresses or, when it has none, to ``settings.OPS_EMAILS``: read
+when a message is made, so a plan follows the installation's current ops list. A plan that
+would reach nobody at all (no address, no webhook, no OPS_EMAILS) may not start.
 
 Messages are rows written in the same transaction as the decision, so none is lost with a
 crash; delivery happens after commit (a Celery task), and the beat pass retries what is still
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from standardwebhooks.webhooks import Webhook
 
+from rollouts.decision import Code, Reason
 from rollouts.models import Notification, RolloutCheck, RolloutPlan
 
 logger = logging.getLogger(__name__)
@@ -35,15 +41,33 @@ TITLES = {
     "held": "Held, needs attention",
     "paused": "Paused",
     "completed": "Completed",
+    "warning": "Warning, still running",
 }
+NOBODY_TOLD = "nobody would be told of a rollback: add a recipient or a webhook"
 
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1)))
 
 
+def recipients(plan: RolloutPlan) -> list[str]:
+    """Who is emailed about the plan: its own addresses, else the installation's ops list."""
+    own = list(plan.email_recipients or [])
+    return own or [str(address) for address in getattr(settings, "OPS_EMAILS", [])]
+
+
+def nobody_to_tell(plan: RolloutPlan) -> bool:
+    """Whether a rollback of the plan would reach no one: no address (its own or OPS_EMAILS)
+    and no webhook."""
+    return not recipients(plan) and not plan.webhooks.exists()
+
+
 def payload_for(
-    plan: RolloutPlan, record: RolloutCheck | None, event: str, summary: str
+    plan: RolloutPlan,
+    record: RolloutCheck | None,
+    event: str,
+    summary: str,
+    reasons: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     state = plan.flag_state
     return {
@@ -53,7 +77,7 @@ def payload_for(
         "environment": state.environment.key,
         "stage": plan.current_stage + 1,
         "summary": summary,
-        "reasons": record.reasons if record else [],
+        "reasons": list(reasons) if reasons is not None else (record.reasons if record else []),
         "guardrails": record.guardrails if record else [],
         "samples": {k: v for k, v in (record.samples if record else {}).items() if k != "tests"},
         "check": record.sequence if record else None,
@@ -61,10 +85,16 @@ def payload_for(
 
 
 def queue(
-    plan: RolloutPlan, record: RolloutCheck | None, event: str, summary: str
+    plan: RolloutPlan,
+    record: RolloutCheck | None,
+    event: str,
+    summary: str,
+    *,
+    reasons: Sequence[dict[str, str]] | None = None,
 ) -> list[Notification]:
-    """Creates the messages of an event for every target; delivery starts after commit."""
-    payload = payload_for(plan, record, event, summary)
+    """Creates the messages of an event for every target; delivery starts after commit.
+    ``reasons``: what the message is about, when not the record's own reasons."""
+    payload = payload_for(plan, record, event, summary, reasons)
     now = timezone.now()
     rows = [
         Notification(
@@ -77,7 +107,7 @@ def queue(
             payload=payload,
             next_attempt_at=now,
         )
-        for address in plan.email_recipients
+        for address in recipients(plan)
     ]
     rows += [
         Notification(
@@ -98,6 +128,36 @@ def queue(
     if ids:
         transaction.on_commit(lambda: _dispatch(ids))
     return created
+
+
+def _warning_key(warning: Reason) -> str:
+    """What a warning is about, so that it is told once a stage. A health finding's reason
+    reads "health check <check>: ..." (rollouts.decision): its check; any other, its code."""
+    if warning.code == Code.HEALTH:
+        head, sep, _ = warning.message.partition(":")
+        if sep and head.startswith("health check "):
+            return head.removeprefix("health check ").strip()
+    return str(warning.code)
+
+
+def queue_warnings(
+    plan: RolloutPlan, record: RolloutCheck | None, warnings: Sequence[Reason]
+) -> list[Notification]:
+    """Tells people of a check's warn-action findings (``Verdict.warnings``), each once per
+    stage: a finding that stays true is not told again at every check (every few minutes),
+    as ``alerted_stage`` does for a hold. The caller holds the plan's lock, inside the check's
+    transaction, so what was told is written with the messages or not at all."""
+    stage = plan.current_stage
+    warned = plan.health_warned if isinstance(plan.health_warned, dict) else {}
+    told = set(warned.get("codes", [])) if warned.get("stage") == stage else set()
+    new = [w for w in warnings if _warning_key(w) not in told]
+    fresh = list(dict.fromkeys(_warning_key(w) for w in new))
+    if not fresh:
+        return []
+    plan.health_warned = {"stage": stage, "codes": sorted(told | set(fresh))}
+    RolloutPlan.objects.filter(pk=plan.pk).update(health_warned=plan.health_warned)
+    summary = "; ".join(w.message for w in new)
+    return queue(plan, record, "warning", summary, reasons=[w.as_dict() for w in new])
 
 
 def _dispatch(ids: list[int]) -> None:

@@ -12,7 +12,7 @@ without closing its connection (frozen, its machine lost) loses the lock after a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from analytics.stage_units import unit_coverage
 from flags import roles
 from flags.errors import ApprovalRequired, ChangeRejected, VersionConflict
 from flags.models import FlagState, Segment
@@ -32,6 +33,9 @@ from rollouts.decision import (
     Clock,
     Evidence,
     GuardrailSpec,
+    HealthAction,
+    HealthCheck,
+    HealthPolicy,
     PlanSpec,
     StageSpec,
     Verdict,
@@ -39,7 +43,15 @@ from rollouts.decision import (
 )
 from rollouts.definition import approval_covers
 from rollouts.evidence import EvidenceRequest, gather
-from rollouts.models import Guardrail, RolloutCheck, RolloutPlan, RolloutStage, WebhookTarget
+from rollouts.models import (
+    HEALTH_CHECKS,
+    NO_TRAFFIC_SECONDS,
+    Guardrail,
+    RolloutCheck,
+    RolloutPlan,
+    RolloutStage,
+    WebhookTarget,
+)
 from rollouts.plan_templates import DEFAULT_GUARDRAILS, TEMPLATES, StageTemplate
 
 logger = logging.getLogger(__name__)
@@ -103,6 +115,10 @@ def plan_spec(
         environment_requires_approval=requires_approval,
         # Only where it matters: the fingerprint reads the guardrails' rows once more.
         plan_approved=requires_approval and approval_covers(plan, stages),
+        health=HealthPolicy(
+            no_traffic_seconds=float(plan.no_traffic_seconds),
+            actions={HealthCheck(c): HealthAction(a) for c, a in plan.health_actions().items()},
+        ),
     )
 
 
@@ -138,10 +154,30 @@ def check_new_plan(
     on_variant: str = "on",
     rollback_action: str = RolloutPlan.RollbackAction.ZERO,
     stages: Sequence[StageTemplate] | None = None,
+    bucket_by: str = "targetingKey",
+    no_traffic_seconds: int = 24 * 3600,
+    health_actions: Mapping[str, str] | None = None,
 ) -> list[StageTemplate]:
     """What ``create_from_template`` refuses, checked before anything is written (the admin's
-    form asks it too, to show the problem on the field): the stages the plan would have."""
+    form asks it too, to show the problem on the field): the stages the plan would have.
+    What only warns (nobody to tell, events without the unit) is ``start_problems``'s."""
     _require(user, "edit_state", flag_state)
+    if not bucket_by.strip() or len(bucket_by) > 100:
+        raise RolloutError("bucket_by", "The context attribute to bucket by, 1 to 100 characters.")
+    low, high = NO_TRAFFIC_SECONDS
+    if not low <= no_traffic_seconds <= high:
+        raise RolloutError(
+            "no_traffic_seconds", f"From {low} s to {high} s ({high // 86400} days)."
+        )
+    unknown = sorted(set(health_actions or {}) - set(HEALTH_CHECKS))
+    if unknown:
+        raise RolloutError("health_actions", f"No health check {unknown[0]!r}: one of "
+                           f"{list(HEALTH_CHECKS)}.")  # fmt: skip
+    for check, action in (health_actions or {}).items():
+        if action not in RolloutPlan.HealthAction.values:
+            raise RolloutError(
+                f"health_actions.{check}", f"Choose one of {RolloutPlan.HealthAction.values}."
+            )
     if template not in TEMPLATES and stages is None:
         raise RolloutError("template", f"Unknown template; choose one of {sorted(TEMPLATES)}.")
     variants = flag_state.flag.variants or {}
@@ -180,12 +216,17 @@ def create_from_template(
     email_recipients: Iterable[str] = (),
     webhooks: Iterable[WebhookSpec] = (),
     stages: Sequence[StageTemplate] | None = None,
+    no_traffic_seconds: int = 24 * 3600,
+    health_actions: Mapping[str, str] | None = None,
 ) -> RolloutPlan:
-    """A draft plan from a template (or explicit stages) with the
-    default guardrails. Nothing is served until ``start``."""
+    """A draft plan from a template (or explicit stages) with the default guardrails. Nothing
+    is served until ``start``. ``health_actions``: the action of each health check named
+    (``HEALTH_CHECKS``: warn, hold or rollback); the others keep their defaults. A plan that
+    could not start yet is still made: ``start_problems`` says why, as warnings."""
     stage_rows = check_new_plan(
         flag_state, template=template, user=user, segment=segment, on_variant=on_variant,
-        rollback_action=rollback_action, stages=stages,
+        rollback_action=rollback_action, stages=stages, bucket_by=bucket_by,
+        no_traffic_seconds=no_traffic_seconds, health_actions=health_actions,
     )  # fmt: skip
     off_variant = flag_state.off_variant
     user_obj = user if user is not None and user.is_authenticated else None
@@ -200,7 +241,11 @@ def create_from_template(
             check_interval_seconds=check_interval_seconds,
             min_sample=min_sample,
             rollback_action=rollback_action,
-            email_recipients=list(email_recipients) or list(getattr(settings, "OPS_EMAILS", [])),
+            # Only the plan's own: with none, messages go to OPS_EMAILS as it is when they are
+            # sent (rollouts.notify.recipients), not as it was when the plan was made.
+            email_recipients=list(email_recipients),
+            no_traffic_seconds=no_traffic_seconds,
+            **{f"health_{check}": action for check, action in (health_actions or {}).items()},
             created_by=user_obj,
         )
         for position, row in enumerate(stage_rows):
@@ -371,6 +416,41 @@ def _evidence_reason(plan: RolloutPlan, what: str, why: str) -> str:
     return f"rollout plan #{plan.pk} ({plan.name}): {what}. {why}"
 
 
+UNIT_LOOKBACK = timedelta(days=7)  # the events start_problems reads for the plan's unit
+
+
+def start_problems(plan: RolloutPlan, *, now: datetime | None = None) -> list[RolloutError]:
+    """What would keep a draft from starting, besides its state and approval, each as the error
+    ``start`` raises: nobody would be told of a rollback, or the flag's recent events do not
+    carry the unit it buckets by (its checks would compare units they cannot see). Creating a
+    plan reports these as warnings (the API's ``warnings``, a message in the admin), since they
+    are fixed outside the plan; ``start`` refuses the first."""
+    now = now or timezone.now()
+    problems: list[RolloutError] = []
+    if notify.nobody_to_tell(plan):
+        problems.append(RolloutError("recipients", notify.NOBODY_TOLD, 409))
+    unit = plan.bucket_by
+    if unit != "targetingKey":  # the context key: every event has one
+        state = plan.flag_state
+        flag = state.flag.key
+        custom = plan.guardrails.filter(metric=Guardrail.Metric.CUSTOM)
+        events, missing = unit_coverage(
+            state.environment_id, flag, unit, now - UNIT_LOOKBACK, now,
+            custom_names=sorted(set(custom.values_list("custom_name", flat=True))),
+        )  # fmt: skip
+        # No events yet is no evidence either way: the checks verify the unit as traffic comes.
+        if events and missing:
+            problems.append(RolloutError(
+                "bucket_by",
+                f"events of {flag} do not carry the unit {unit}: {missing} of {events} events "
+                f"in the last {UNIT_LOOKBACK.days} days have no units.{unit}; send it with "
+                "every exposure and metric event (SDK context attribute) or bucket by "
+                "targetingKey",
+                409,
+            ))  # fmt: skip
+    return problems
+
+
 def start(
     plan: RolloutPlan, *, user: UserLike | None, reason: str, now: datetime | None = None
 ) -> RolloutPlan:
@@ -393,6 +473,9 @@ def start(
             flag_state=locked.flag_state, status__in=RolloutPlan.ACTIVE
         ).exists():
             raise RolloutError("flag_state", "Another rollout of this flag is active here.", 409)
+        problems = start_problems(locked, now=now)
+        if problems:
+            raise problems[0]
         first = _stages(locked)[0]
         state = FlagState.objects.get(pk=locked.flag_state_id)
         text = _evidence_reason(locked, f"start at stage 1 ({first})", reason)

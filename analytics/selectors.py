@@ -11,6 +11,7 @@ from django.db.models import Sum
 
 from analytics.look_totals import look_totals, window_rollups
 from analytics.models import EventKind
+from analytics.stage_units import TARGETING_KEY
 from analytics.stats import VariantSeries
 from analytics.stats.histogram import N_BUCKETS
 from flags.models import FlagState
@@ -86,18 +87,30 @@ class ConfiguredSplit:
 
     ``weights`` is the declared split when every exposure goes through the default rollout;
     otherwise it is None and ``srm_note`` says why the sample-ratio check does not apply.
+    ``since`` is when the state last changed (a rollout's stage is such a change): the split
+    has been served since then, so the sample-ratio check counts the units exposed since then.
+    ``unit_attribute`` is what the default rollout buckets by (the randomization unit).
     """
 
     control: str
     weights: dict[str, float] | None
     srm_note: str
+    since: datetime | None = None
+    version: int | None = None
+    unit_attribute: str = TARGETING_KEY
+
+
+# What split_of reads of a state; the version and time of its last change say since when.
+_SPLIT_FIELDS = (
+    "enabled", "off_variant", "rules", "default_serve", "prerequisites", "version", "updated_at",
+)  # fmt: skip
 
 
 def configured_split(environment_id: int, flag_key: str) -> ConfiguredSplit | None:
     """The control variant and declared split of a flag's state, or None if there is no state."""
     state = (
         FlagState.objects.filter(environment_id=environment_id, flag__key=flag_key)
-        .only("enabled", "off_variant", "rules", "default_serve", "prerequisites")
+        .only(*_SPLIT_FIELDS)
         .first()
     )
     return None if state is None else split_of(state)
@@ -106,16 +119,21 @@ def configured_split(environment_id: int, flag_key: str) -> ConfiguredSplit | No
 def split_of(state: FlagState) -> ConfiguredSplit:
     """``configured_split`` of a state already read (a rollout check holds it locked)."""
     rollout = (state.default_serve or {}).get("rollout")
+    unit = (rollout or {}).get("bucketBy") or TARGETING_KEY
+
+    def split(weights: dict[str, float] | None, note: str) -> ConfiguredSplit:
+        return ConfiguredSplit(
+            state.off_variant, weights, note, state.updated_at, state.version, unit
+        )
+
     if not state.enabled:
-        return ConfiguredSplit(state.off_variant, None, "the flag is off: it serves one variant")
+        return split(None, "the flag is off: it serves one variant")
     if not rollout:
-        return ConfiguredSplit(state.off_variant, None, "the flag serves a fixed variant")
+        return split(None, "the flag serves a fixed variant")
     if state.rules or state.prerequisites:
         # Targeted users bypass the split, so exposure counts need not follow its weights.
-        return ConfiguredSplit(
-            state.off_variant, None, "targeting rules or prerequisites route users past the split"
-        )
+        return split(None, "targeting rules or prerequisites route users past the split")
     weights: dict[str, float] = {}
     for entry in rollout.get("variants", []):
         weights[entry["variant"]] = weights.get(entry["variant"], 0.0) + float(entry["weight"])
-    return ConfiguredSplit(state.off_variant, {v: w for v, w in weights.items() if w > 0}, "")
+    return split({v: w for v, w in weights.items() if w > 0}, "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,8 @@ from analytics.selectors import (
     empty_series,
 )
 from analytics.serializers import Batch, Event, validate_batch
-from analytics.stats import ComparisonConfig, ComparisonReport, compare
+from analytics.stage_units import read_stage_units, unit_sample_ratio
+from analytics.stats import ComparisonConfig, ComparisonReport, SampleRatioCheck, compare
 from analytics.stats.histogram import N_BUCKETS, bucket_index
 
 logger = logging.getLogger(__name__)
@@ -193,9 +194,56 @@ class UnknownFlagError(LookupError):
 
 
 @dataclass(frozen=True)
+class StageSampleRatio:
+    """The sample-ratio check over [start, end): the units (``unit_attribute``) exposed to each
+    variant in that window, against the split served over all of it. ``check`` is None when the
+    check does not apply, and ``note`` says why."""
+
+    check: SampleRatioCheck | None
+    note: str
+    start: datetime | None
+    end: datetime
+    unit_attribute: str
+    both_variants: int = 0  # units seen under two variants in the window: in no count
+    missing_unit: int = 0  # events of the flag without the unit: in no count
+
+
+def stage_sample_ratio(
+    environment_id: int,
+    flag_key: str,
+    split: ConfiguredSplit,
+    start: datetime | None,
+    end: datetime,
+    config: ComparisonConfig | None = None,
+) -> StageSampleRatio:
+    """SRM of the current stage: ``start`` is when the split began to be served (a rollout's
+    stage start, or the state's last change). Exposures before it were made at another split,
+    so counting them against today's weights (as cumulative counts did) reports a mismatch
+    after every widening of a healthy rollout."""
+    unit = split.unit_attribute
+    if split.weights is None:
+        return StageSampleRatio(None, split.srm_note, start, end, unit)
+    if start is None or start >= end:
+        return StageSampleRatio(
+            None, "the current split was set after the window's end", start, end, unit
+        )
+    units = read_stage_units(environment_id, flag_key, unit, start, end, list(split.weights))
+    return StageSampleRatio(
+        unit_sample_ratio(units, split.weights, config),
+        "",
+        start,
+        end,
+        unit,
+        units.both_variants,
+        units.missing_unit,
+    )
+
+
+@dataclass(frozen=True)
 class FlagComparison:
     split: ConfiguredSplit
-    report: ComparisonReport
+    report: ComparisonReport  # its sample_ratio is sample_ratio.check
+    sample_ratio: StageSampleRatio
 
 
 def compare_flag(
@@ -204,12 +252,18 @@ def compare_flag(
     window: Window,
     control_variant: str | None = None,
     config: ComparisonConfig | None = None,
+    srm_since: datetime | None = None,
 ) -> FlagComparison:
-    """Compare a flag's variants against its off variant (or the one given), checking the
-    exposure counts against the split the flag is configured to serve."""
+    """Compare a flag's variants against its off variant (or the one given) over ``window``,
+    from rollups, and check the units exposed since the split was set (``srm_since``, by default
+    the flag state's last change; a running rollout's stage start for the dashboards) against
+    the split the flag is configured to serve, up to the window's end."""
     split = configured_split(environment_id, flag_key)
     if split is None:
         raise UnknownFlagError(flag_key)
     control = control_variant or split.control
-    report = compare_variants(environment_id, flag_key, window, control, split.weights, config)
-    return FlagComparison(split, report)
+    # No weights: the rollups' exposures are cumulative over the window, not of the stage.
+    report = compare_variants(environment_id, flag_key, window, control, None, config)
+    since = srm_since if srm_since is not None else split.since
+    srm = stage_sample_ratio(environment_id, flag_key, split, since, window.end, config)
+    return FlagComparison(split, replace(report, sample_ratio=srm.check), srm)

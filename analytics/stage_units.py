@@ -9,7 +9,7 @@ events of the window) and the simulator's light path.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,12 @@ from django.db import connections, router
 from django.db.models import Count, Q, QuerySet
 
 from analytics.models import EventKind, RawEvent
+from analytics.stats.compare import (
+    ComparisonConfig,
+    SampleRatioCheck,
+    VariantSeries,
+    sample_ratio_check,
+)
 from analytics.stats.ratio import RatioSums
 
 # The metric names of a ratio per request, as the decision's evidence keys them.
@@ -46,6 +52,20 @@ class StageUnits:
 
     def cohort(self, variant: str) -> CohortUnits:
         return self.cohorts.get(variant) or CohortUnits()
+
+
+def unit_sample_ratio(
+    units: StageUnits, weights: dict[str, float], config: ComparisonConfig | None = None
+) -> SampleRatioCheck:
+    """The sample-ratio check of the units each variant exposed in the window against the split
+    served over all of it. ``mismatch`` reads the always-valid (sequential) p-value, as a
+    rollout's own SRM check does: the dashboard is read again and again while a stage runs, and
+    the fixed-horizon p-value (reported too) would then cry wolf more often than ``srm_alpha``."""
+    cfg = config or ComparisonConfig()
+    series = [VariantSeries.single_look(v, units.cohort(v).units) for v in weights]
+    check = sample_ratio_check(series, weights, cfg)
+    mismatch = check.status == "ok" and check.sequential_p_value < cfg.srm_alpha
+    return replace(check, mismatch=mismatch)
 
 
 # --- The read ----------------------------------------------------------------------------------

@@ -161,6 +161,10 @@ class FlagComparisonView(APIView):
             OpenApiParameter("look_minutes", int, description="minutes per sequential look (5)"),
             OpenApiParameter("control", str, description="default: the flag's off variant"),
         ],
+        description="Per-variant comparison over the window, from rollups. The sample-ratio "
+        "check (sample_ratio, sample_ratio_window) counts the randomization units exposed "
+        "since the flag's last targeting change, up to the window's end, against the split "
+        "served since then.",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="see docs/statistics.md"),
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="errors by parameter"),
@@ -181,7 +185,18 @@ class FlagComparisonView(APIView):
                 status=status.HTTP_404_NOT_FOUND,
             )
         report = dataclasses.asdict(result.report)
-        report["sample_ratio_note"] = result.split.srm_note
+        srm = result.sample_ratio
+        report["sample_ratio_note"] = srm.note
+        # The check counts the units exposed since the split was set, not the window's
+        # cumulative exposures: say which units and since when.
+        report["sample_ratio_window"] = {
+            "start": srm.start.isoformat() if srm.start else None,
+            "end": srm.end.isoformat(),
+            "since": f"the flag's last targeting change (version {result.split.version})",
+            "unit": srm.unit_attribute,
+            "both_variants": srm.both_variants,
+            "missing_unit": srm.missing_unit,
+        }
         report["window"] = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),

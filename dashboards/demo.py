@@ -17,6 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from analytics import services as analytics
+from flags.models import FlagState
 
 BATCH_EVENTS = 5_000
 
@@ -126,4 +127,11 @@ def seed_history(environment_id: int, spec: HistorySpec, end: datetime | None = 
             batch = []
     if batch:
         stored += flush()
+    # The history plays the split the flag serves now, from its start: say it was set then.
+    # The state was just created, and the sample-ratio check counts only the units exposed
+    # since the last targeting change, which would otherwise leave the demo with none.
+    start = end - timedelta(days=spec.days)
+    FlagState.objects.filter(
+        environment_id=environment_id, flag__key=spec.flag_key, updated_at__gt=start
+    ).update(updated_at=start)
     return stored

@@ -1,4 +1,5 @@
-"""The data of the dashboard pages, read only from rollups, flag states and their history.
+"""The data of the dashboard pages, read from rollups, flag states and their history, and the
+current stage's units from the raw events (the sample-ratio check, one grouped query).
 
 Every function issues a fixed number of queries, whatever the number of events (tested).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Max, Min, QuerySet, Sum
@@ -263,21 +264,69 @@ def _custom_counts(state: FlagState, window: Window) -> dict[str, dict[str, int]
     return dict(custom)
 
 
+@dataclass(frozen=True)
+class StageWindow:
+    """Since when the flag has served its current split, and why that moment."""
+
+    start: datetime
+    since: str  # "stage 2 (25%) started", "the targeting last changed (version 7)"
+
+
+def stage_window(state: FlagState, rollout: PlanStatus | None) -> StageWindow:
+    """The window of the sample-ratio check: a running (or paused) rollout's current stage, as
+    long as the flag state is still what the rollout applied; otherwise (no rollout, or a hand
+    edit since) the state's last change, which is when the split now served was set."""
+    if (
+        rollout is not None
+        and rollout.active
+        and rollout.stage_started_at is not None
+        and rollout.plan.applied_state_version == state.version
+    ):
+        percent = f"{rollout.percent:g}%" if rollout.percent is not None else "?"
+        return StageWindow(
+            rollout.stage_started_at, f"stage {rollout.stage_number} ({percent}) started"
+        )
+    return StageWindow(state.updated_at, f"the targeting last changed (version {state.version})")
+
+
+def _moment(at: datetime) -> str:
+    utc = at.astimezone(UTC)
+    return f"{utc.day} {utc:%b %H:%M} UTC"
+
+
+def _sample_ratio_window(
+    stage: StageWindow, result: FlagComparison | None, now: datetime
+) -> dict[str, Any]:
+    srm = result.sample_ratio if result else None
+    unit = srm.unit_attribute if srm else None
+    units = f"units ({unit})" if unit and unit != "targetingKey" else "units"
+    return {
+        "start": stage.start.isoformat(),
+        "end": (srm.end if srm else now).isoformat(),
+        "since": stage.since,
+        "unit": unit,
+        "both_variants": srm.both_variants if srm else 0,
+        "missing_unit": srm.missing_unit if srm else 0,
+        "label": f"{units} exposed since {stage.since}, {_moment(stage.start)}",
+    }
+
+
 def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
     """Everything the per-flag page draws (the JSON its charts poll)."""
     flag = state.flag
     window = comparison_window(state, now)
+    rollout = current_rollout(state, now)
+    stage = stage_window(state, rollout)
     result: FlagComparison | None = None
     custom: dict[str, dict[str, int]] = {}
     if window is not None:
         try:
-            result = compare_flag(state.environment_id, flag.key, window)
+            result = compare_flag(state.environment_id, flag.key, window, srm_since=stage.start)
         except (UnknownFlagError, ValueError):
             result = None  # no data for the control variant yet
         custom = _custom_counts(state, window)
     report = result.report if result else None
     srm = report.sample_ratio if report else None
-    rollout = current_rollout(state, now)
     verdict = guardrail_verdict(rollout, report)
     rows, total_checks = timeline(state)
     shown_checks = sum(1 for row in rows if row["kind"] != "manual")
@@ -314,7 +363,8 @@ def flag_dashboard(state: FlagState, now: datetime) -> dict[str, Any]:
             if srm
             else None
         ),
-        "sample_ratio_note": result.split.srm_note if result else "no exposures yet",
+        "sample_ratio_note": result.sample_ratio.note if result else "no exposures yet",
+        "sample_ratio_window": _sample_ratio_window(stage, result, now),
         "guardrail": {
             "verdict": verdict.verdict,
             "source": verdict.source,

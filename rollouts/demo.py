@@ -17,6 +17,7 @@ from analytics import services as analytics
 from flags.models import FlagState, Ruleset
 from rollouts import services
 from rollouts.models import RolloutPlan
+from rollouts.plan_templates import DEFAULT_GUARDRAILS
 
 DEMO_NAME = "Demo: new PDF engine, 5% → 25% → 50% → 100%"
 FLAG = "new-pdf-engine"
@@ -47,11 +48,15 @@ def ensure_demo_rollout() -> RolloutPlan | None:
         # A plan that would tell no one of a rollback may not start; the demo's email goes to
         # the console (the worker's log), whatever OPS_EMAILS says.
         email_recipients=["ops@localhost"],
+        # The demo's synthetic traffic is a few thousand requests at 1 % errors: too few for
+        # any interval to bound a ratio to control, so its plan keeps the lines such traffic
+        # can clear (a difference of error rates, the p95), and progresses on them.
+        guardrails=[g for g in DEFAULT_GUARDRAILS if g.mode == "absolute"],
     )  # fmt: skip
     return services.start(plan, user=owner, reason="the demo rollout")
 
 
-def send_demo_traffic(requests: int = 600, seed: int | None = None) -> int:
+def send_demo_traffic(requests: int = 3000, seed: int | None = None) -> int:
     """One burst of healthy synthetic traffic for the running demo plan, evaluated by the
     engine from the served ruleset and stored through the analytics ingestion service."""
     plan = RolloutPlan.objects.filter(name=DEMO_NAME, status=RolloutPlan.Status.RUNNING).first()
@@ -61,11 +66,14 @@ def send_demo_traffic(requests: int = 600, seed: int | None = None) -> int:
     ruleset = compile_ruleset(Ruleset.objects.get(environment_id=env_id).document)
     rng = np.random.default_rng(seed)
     now = timezone.now()
+    # Spread over the last 10 s, but never before the stage began: a check compares only what
+    # happened within the current stage.
+    spread = min(10.0, max((now - (plan.stage_started_at or now)).total_seconds(), 0.0))
     events: list[dict[str, Any]] = []
     for account in rng.integers(0, ACCOUNTS, requests).tolist():
         context = {"targetingKey": f"acct-{account}", "accountId": f"acct-{account}"}
         variant = ruleset.evaluate(FLAG, context, False).variant or "off"
-        at = (now - timedelta(seconds=float(rng.random()) * 10)).isoformat()
+        at = (now - timedelta(seconds=float(rng.random()) * spread)).isoformat()
         common = {
             "context_key": f"acct-{account}", "timestamp": at, "assignments": {FLAG: variant},
             "units": {"accountId": f"acct-{account}"},  # the unit the plan buckets by

@@ -12,6 +12,7 @@ without closing its connection (frozen, its machine lost) loses the lock after a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.stage_units import unit_coverage
+from analytics.stats.ratio import Bounds
 from flags import roles
 from flags.errors import ApprovalRequired, ChangeRejected, VersionConflict
 from flags.models import FlagState, Segment
@@ -44,6 +46,7 @@ from rollouts.decision import (
 from rollouts.definition import approval_covers
 from rollouts.evidence import EvidenceRequest, gather
 from rollouts.models import (
+    FULL,
     HEALTH_CHECKS,
     NO_TRAFFIC_SECONDS,
     Guardrail,
@@ -52,7 +55,12 @@ from rollouts.models import (
     RolloutStage,
     WebhookTarget,
 )
-from rollouts.plan_templates import DEFAULT_GUARDRAILS, TEMPLATES, StageTemplate
+from rollouts.plan_templates import (
+    DEFAULT_GUARDRAILS,
+    TEMPLATES,
+    GuardrailTemplate,
+    StageTemplate,
+)
 
 logger = logging.getLogger(__name__)
 Status = RolloutPlan.Status
@@ -123,7 +131,9 @@ def plan_spec(
 
 
 def evidence_request(
-    plan: RolloutPlan, guardrails: tuple[GuardrailSpec, ...] | None = None
+    plan: RolloutPlan,
+    guardrails: tuple[GuardrailSpec, ...] | None = None,
+    stages: Sequence[RolloutStage] | None = None,
 ) -> EvidenceRequest:
     return EvidenceRequest(
         plan.on_variant,
@@ -131,8 +141,18 @@ def evidence_request(
         guardrail_specs(plan) if guardrails is None else guardrails,
         plan.false_positive_rate,
         plan.design_sample,
-        srm_applies=plan.current_stage == 0,
+        comparable_stages=max(
+            1,
+            sum(1 for s in (_stages(plan) if stages is None else stages) if stage_is_comparable(s)),
+        ),
+        unit_attribute=plan.bucket_by,
     )
+
+
+def stage_is_comparable(stage: RolloutStage) -> bool:
+    """Both cohorts served, chosen at random: a split strictly between 0 and 100 % and no
+    segment (a segment's users are chosen, so they are no control's equal)."""
+    return stage.segment_id is None and 0 < stage.weight < FULL
 
 
 # --- Creating and approving ----------------------------------------------------------------------
@@ -218,6 +238,7 @@ def create_from_template(
     stages: Sequence[StageTemplate] | None = None,
     no_traffic_seconds: int = 24 * 3600,
     health_actions: Mapping[str, str] | None = None,
+    guardrails: Sequence[GuardrailTemplate] = DEFAULT_GUARDRAILS,
 ) -> RolloutPlan:
     """A draft plan from a template (or explicit stages) with the default guardrails. Nothing
     is served until ``start``. ``health_actions``: the action of each health check named
@@ -259,7 +280,7 @@ def create_from_template(
                 segment=segment if row.uses_segment else None,
                 min_sample=row.min_sample,
             )
-        for g in DEFAULT_GUARDRAILS:
+        for g in guardrails:
             Guardrail.objects.create(
                 plan=plan, metric=g.metric, mode=g.mode, yellow=g.yellow, red=g.red,
                 higher_is_worse=g.higher_is_worse,
@@ -320,6 +341,22 @@ def _next_sequence(plan: RolloutPlan) -> int:
     return plan.last_sequence + 1
 
 
+def _bounds(bounds: Bounds | None) -> dict[str, float | None] | None:
+    if bounds is None:
+        return None
+
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    return {
+        "estimate": finite(bounds.estimate),
+        "low": finite(bounds.alarm_low),
+        "high": finite(bounds.alarm_high),
+        "progress_low": finite(bounds.clear_low),
+        "progress_high": finite(bounds.clear_high),
+    }
+
+
 def _record(
     plan: RolloutPlan,
     now: datetime,
@@ -354,10 +391,20 @@ def _record(
                     "fixed_significant": m.fixed_significant,
                     "sequential_p": m.sequential_p,
                     "sequential_reject": m.sequential_reject,
+                    "ratio": _bounds(m.ratio),
+                    "difference": _bounds(m.difference),
                     "message": m.message,
                 }
                 for name, m in evidence.metrics.items()
             },
+            "window": "the current stage, since it started",
+            "unit": evidence.unit_attribute,
+            "comparable": evidence.comparable,
+            "requests": evidence.requests,
+            "error_events": evidence.error_events,
+            "missing_unit_share": evidence.missing_unit_share,
+            "both_variants_units": evidence.both_variants_units,
+            "warnings": [w.as_dict() for w in result.warnings] if result else [],
         }
     return RolloutCheck.objects.create(
         plan=plan,
@@ -671,8 +718,8 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
         stage = stages[locked.current_stage]
         guardrails = guardrail_specs(locked)  # one read for the evidence and the decision
         evidence = gather(
-            state, evidence_request(locked, guardrails),
-            locked.started_at or now, locked.stage_started_at or now, now,
+            state, evidence_request(locked, guardrails, stages), locked.stage_started_at or now, now,
+            weight=stage.weight, comparable=stage_is_comparable(stage),
         )  # fmt: skip
         verdict = decide(
             plan_spec(locked, stages, guardrails),

@@ -112,6 +112,9 @@
       srm.append(el("span", "not checked", "pill verdict-insufficient_data"));
       srm.append(el("div", data.sample_ratio_note));
     }
+    // Which units the check counted: those exposed in the current stage, not since the first
+    // exposure (a healthy rollout's earlier stages were served at other weights).
+    if (data.sample_ratio_window) srm.append(el("div", data.sample_ratio_window.label, "srm-window"));
     const guard = document.getElementById("guardrail");
     guard.replaceChildren();
     guard.append(el("span", data.guardrail.verdict.replace("_", " "), "pill verdict-" + data.guardrail.verdict));

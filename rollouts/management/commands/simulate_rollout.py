@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rollouts.simulation import SCENARIOS, Scenario, false_rollback_figure, run_full, scenario
+from rollouts.simulation import (
+    SCENARIOS,
+    Scenario,
+    false_rollback_figure,
+    run_full,
+    run_light,
+    scenario,
+)
 
-OPTIONS = (
-    ("accounts", int), ("fail_share", float), ("fail_rate", float), ("base_error_rate", float),
-    ("latency_factor", float), ("conversion_change", float), ("traffic_per_hour", int),
-    ("bake_hours", float), ("check_minutes", float), ("seed", int), ("min_sample", int),
-)  # fmt: skip
+# Every scalar field of a Scenario is an option (--fail-share 0.03); the list-valued ones have
+# options of their own (--stages) or come from --file. The annotations are strings here
+# (``from __future__ import annotations`` in rollouts.simulation).
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str}
+OPTIONS = tuple((f.name, _KINDS[str(f.type)]) for f in fields(Scenario) if str(f.type) in _KINDS)
 
 
 class Command(BaseCommand):
@@ -29,7 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path", help="write the result here ('-': stdout)")
         parser.add_argument(
             "--repeat", type=int, default=0,
-            help="the false-rollback figure: this many runs with seeds seed..seed+N-1 (fast path)",
+            help="this many runs with seeds seed..seed+N-1 on the light path: rollback rate "
+            "(the false-rollback rate of a healthy scenario) with its Wilson 95%% interval",
+        )  # fmt: skip
+        parser.add_argument(
+            "--light", action="store_true",
+            help="one run on the light path (in memory, no database) instead of the full path",
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -45,6 +58,8 @@ class Command(BaseCommand):
                 overrides["stages"] = [float(p) for p in options["stages"].split(",")]
             except ValueError as exc:
                 raise CommandError("--stages: percentages separated by commas") from exc
+        if options["repeat"] < 0:
+            raise CommandError("--repeat: a number of runs, 1 or more")
         try:
             sc: Scenario = scenario(options["scenario"], **overrides)
         except (TypeError, ValueError) as exc:
@@ -53,11 +68,11 @@ class Command(BaseCommand):
         if options["repeat"]:
             result = false_rollback_figure(options["repeat"], sc)
             if not quiet:
-                self.stdout.write(
-                    f"{result['rolled_back']} of {result['runs']} healthy rollouts rolled back "
-                    f"(rate {result['false_rollback_rate']:.3f}; configured false-positive rate "
-                    f"{result['configured_false_positive_rate']})"
-                )
+                self._figure(result)
+        elif options["light"]:
+            result = run_light(sc)
+            if not quiet:
+                self._light(result)
         else:
             result = run_full(sc, progress=(lambda _: None) if quiet else self._progress)
             if not quiet:
@@ -69,6 +84,33 @@ class Command(BaseCommand):
 
     def _progress(self, line: str) -> None:
         self.stderr.write(line)
+
+    def _figure(self, result: dict[str, Any]) -> None:
+        low, high = result["rollback_rate_95"]
+        self.stdout.write(
+            f"{result['rolled_back']} of {result['runs']} rollouts rolled back: rate "
+            f"{result['rollback_rate']:.3f} (95% interval {low:.3f}-{high:.3f}); configured "
+            f"false-positive rate {result['configured_false_positive_rate']}; "
+            f"{result['completed']} completed, {result['held']} held"
+        )
+        seconds = result["median_regression_to_rollback_seconds"]
+        if seconds is not None:
+            self.stdout.write(
+                f"median regression to rollback: {seconds / 60:.0f} simulated minutes; median "
+                f"accounts exposed at rollback: {result['median_accounts_exposed_at_rollback']:g}"
+            )
+
+    def _light(self, result: dict[str, Any]) -> None:
+        self.stdout.write(
+            f"outcome: {result['outcome']} at stage {result['stage'] + 1} "
+            f"({result['percent']:g}%) after {result['hours']:.1f} simulated hours, "
+            f"{result['checks']} checks; accounts ever exposed: {result['accounts_exposed']}"
+        )
+        for reason in result["reasons"]:
+            self.stdout.write(f"  {reason}")
+        seconds = result["regression_to_rollback_seconds"]
+        if seconds is not None:
+            self.stdout.write(f"regression to rollback: {seconds / 60:.1f} simulated minutes")
 
     def _summary(self, result: dict[str, Any]) -> None:
         for stage in result["stages"]:

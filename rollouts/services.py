@@ -717,8 +717,9 @@ def check(plan_id: int, now: datetime | None = None) -> RolloutCheck | None:
         stages = _stages(locked)
         stage = stages[locked.current_stage]
         guardrails = guardrail_specs(locked)  # one read for the evidence and the decision
+        request = evidence_request(locked, guardrails, stages)
         evidence = gather(
-            state, evidence_request(locked, guardrails, stages), locked.stage_started_at or now, now,
+            state, request, locked.stage_started_at or now, now,
             weight=stage.weight, comparable=stage_is_comparable(stage),
         )  # fmt: skip
         verdict = decide(

@@ -1,9 +1,9 @@
 """What a rollout plan's approval covers: its definition, as a fingerprint and in words.
 
 An approval is given for one definition (the flag state, variants, bucketing, the stages and
-their segments, the guardrails, the sample sizes, the rollback action). Any later change to it
-means the approval no longer covers the plan, whichever path made the change (the admin's
-inlines, the API, a shell): the stages that need it then wait for a new one.
+their segments, the guardrails, the sample sizes, the rollback action, the health checks). Any
+later change to it means the approval no longer covers the plan, whichever path made the
+change (the admin's inlines, the API, a shell): the stages that need it then wait for a new one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from rollouts.decision import DEFAULT_HEALTH_ACTIONS
 from rollouts.models import RolloutPlan, RolloutStage
+
+_DEFAULT_HEALTH = (
+    int(RolloutPlan._meta.get_field("no_traffic_seconds").get_default()),
+    sorted((str(check), str(action)) for check, action in DEFAULT_HEALTH_ACTIONS.items()),
+)
 
 
 def fingerprint(plan: RolloutPlan, stages: Sequence[RolloutStage] | None = None) -> str:
@@ -36,7 +42,14 @@ def fingerprint(plan: RolloutPlan, stages: Sequence[RolloutStage] | None = None)
     # A choice set in memory is an enum member whose repr is not its value's: as plain strings,
     # a plan just created and the same plan read back have one fingerprint.
     plain = tuple(str(value) if isinstance(value, str) else value for value in fields)
-    identity = repr((plain, stage_rows, guardrails)).encode()
+    parts: tuple[object, ...] = (plain, stage_rows, guardrails)
+    # What the health checks do is part of what was approved. Only settings that differ from
+    # the defaults enter the identity, so approvals given before these settings existed (every
+    # plan then had the defaults) keep their fingerprints.
+    health = (plan.no_traffic_seconds, sorted(plan.health_actions().items()))
+    if health != _DEFAULT_HEALTH:
+        parts = (*parts, health)
+    identity = repr(parts).encode()
     return hashlib.blake2b(identity, digest_size=16).hexdigest()
 
 

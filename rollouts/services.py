@@ -793,9 +793,10 @@ def _apply_verdict(
         locked, now, record_verdict, reasons, actor=str(apply.actor_for(locked)), manual=False,
         applied=applied, stage=stage_index, evidence=evidence, result=verdict, sequence=sequence,
     )  # fmt: skip
+    told = notify.queue_warnings(locked, record, verdict.warnings)
     if event:
         notify.queue(locked, record, event, summary)
-    elif not applied:
+    elif not applied and not told:
         _commit_without_waiting_for_disk()
     return record
 

@@ -125,7 +125,9 @@ def create_rollouts(count: int, start: datetime) -> list[Any]:
             project, data={"key": f"f{i}", "name": f"f{i}"}, actor=system, source="system"
         )
         state = FlagState.objects.get(flag=flag, environment=env)
-        plan = services.create_from_template(state, template="", stages=stages, user=boss)
+        plan = services.create_from_template(
+            state, template="", stages=stages, user=boss, email_recipients=["ops@bench.test"]
+        )
         plans.append(services.start(plan, user=boss, reason="bench", now=start))
     running = RolloutPlan.objects.filter(pk__in=[p.pk for p in plans], status="running")
     assert running.count() == count

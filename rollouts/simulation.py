@@ -476,9 +476,11 @@ class StageWindow:
     works out the cohorts' sums at the end of each interval in one pass: a request adds to its
     account's counts, and so to its cohort's sums of squares and products, an amount that
     depends only on what that account had before it (one more request: r^2 grows by 2 r + 1),
-    so sorting the requests by account gives every request's "before" and a cumulative sum
-    over time gives the sums at every check. A check then only reads its row (numpy's cost is
-    per call: this keeps the calls per check to a handful, whatever the traffic).
+    so sorting the requests by account gives every request's "before"; summing what they add
+    per interval and cohort, then over the intervals, gives the sums at every check. A check
+    then only reads its row (numpy's cost is per call: this keeps the calls per check to a
+    handful, whatever the traffic). The sums are those of ``RatioSums.of_units`` over each
+    cohort's exposed accounts (tests/unit/rollouts/test_simulation_light.py).
 
     ``comparable`` (both cohorts served) says whether the metrics are compared at all: at
     100 % the latency histograms are not kept (the server does not read them there).

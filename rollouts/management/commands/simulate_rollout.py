@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rollouts.services import RolloutError
 from rollouts.simulation import (
     SCENARIOS,
     Scenario,
@@ -74,7 +75,12 @@ class Command(BaseCommand):
             if not quiet:
                 self._light(result)
         else:
-            result = run_full(sc, progress=(lambda _: None) if quiet else self._progress)
+            try:
+                result = run_full(sc, progress=(lambda _: None) if quiet else self._progress)
+            except RolloutError as exc:
+                # The simulated plan is a plan like any other: e.g. one that would tell nobody
+                # of a rollback cannot start (set OPS_EMAILS for the installation).
+                raise CommandError(f"the simulated rollout could not run: {exc}") from exc
             if not quiet:
                 self._summary(result)
         if options["json_path"] == "-":

@@ -74,6 +74,33 @@ def test_the_window_sums_equal_ratio_sums_over_the_exposed_accounts() -> None:
     assert units.last_event_age_seconds == pytest.approx(12 * STEP - parts[-1].at[-1])
 
 
+def test_several_intervals_in_one_pass_equal_one_interval_at_a_time() -> None:
+    model = Model(scenario("enterprise-cohort", accounts=1500, traffic_per_hour=30_000))
+    on_accounts = account_buckets(1500) < 50_000
+    req = model.requests(0.0, 10 * STEP)
+    traffic = model.outcomes(req, on_accounts[req.account], 0.5)
+    ends = np.searchsorted(req.at, STEP * np.arange(1, 11))
+    ends[3] = ends[2]  # an interval without a request
+    together = StageWindow(on_accounts, 0.0, comparable=True)
+    together.advance(traffic, ends)
+    one_by_one = StageWindow(on_accounts, 0.0, comparable=True)
+    begin = 0
+    for i, end in enumerate(ends):
+        one_by_one.add(traffic.part(begin, int(end)))
+        begin = int(end)
+        now = (i + 1) * STEP
+        assert together.units(now, i) == one_by_one.units(now)
+        pair, single = together.latency(i), one_by_one.latency()
+        assert pair is not None
+        assert single is not None
+        for a, b in zip(pair, single, strict=True):
+            assert np.array_equal(a.exposed_users, b.exposed_users)
+            assert np.array_equal(a.final_latency(), b.final_latency())
+            assert np.allclose(
+                a.latency_summary().log_means, b.latency_summary().log_means, equal_nan=True
+            )
+
+
 def test_the_window_latency_looks_are_those_of_the_cumulative_histograms() -> None:
     model = Model(scenario("latency", accounts=2000, traffic_per_hour=5000))
     on_accounts = account_buckets(2000) < 25_000

@@ -77,6 +77,7 @@ def test_a_dark_launched_flags_plan_progresses(world: World) -> None:
     assert record is not None
     assert record.verdict == "progress", record.reasons
     assert record.samples["stage_control_users"] == 4750
+    assert record.sample_ratio is not None
     assert record.sample_ratio["mismatch"] is False
 
 

@@ -100,7 +100,7 @@ def test_the_dashboard_of_a_simulated_rollback_draws_its_charts_and_timeline(
     kinds = [row["kind"] for row in result["timeline"]]
     rollback = next(r for r in result["timeline"] if r["kind"] == "timeline-rollback")
     assert rollback["cells"][1] == "rolled back at stage 1 (rollout set to 0%)"
-    assert "sequential test rejects" in rollback["cells"][3]
+    assert "beyond red" in rollback["cells"][3]
     assert f"plan #{plan.pk} check #{rolled.sequence}" in rollback["cells"][3]
     assert "error_rate (relative) red" in rollback["cells"][3]
     assert "timeline-stage" in kinds

@@ -12,8 +12,9 @@ processes. Three tables, each row PASS, FAIL or INFO (a figure without a rule):
    Rule: PASS when the measured rate (the point estimate) is at or under the configured
    false-positive rate (5 %); the Wilson 95 % interval is printed beside it.
 2. Power: flag-on error rate 1.5x, 2x, 3x and 5x the base rate, for every account ("global")
-   or for a random 3 % of accounts ("3 % cohort"). "Caught": rolled back, or held with an
-   alert before any stage served 100 %. Rules: global 2x caught in >= 95 % of runs; 1.5x
+   or for a random 3 % of accounts ("3 % cohort"). "Caught": rolled back, or held short of
+   100 % with people alerted (no stage serving 100 % ever started by the end of the run, twice
+   the plan's bake time, and a hold alerted). Rules: global 2x caught in >= 95 % of runs; 1.5x
    (on the yellow line, short of red) rolled back in no more runs than the
    configured false-positive rate (5 %). Other rows are INFO. An alert is any hold that tells
    people: a guardrail beyond its yellow line, or a stage overdue with a guardrail still unable
@@ -30,6 +31,7 @@ error rate 0.2 % (the seed incident's) unless the row says otherwise, and seeds 
 
     .venv/bin/python bench/guardrail_calibration.py            # the full tables (<= 10 min)
     .venv/bin/python bench/guardrail_calibration.py --quick    # a smaller smoke run
+    .venv/bin/python bench/guardrail_calibration.py --tables power,seed   # some tables only
 
 Environment: BENCH_DATABASE_URL for the full replays (default
 postgres://postgres@127.0.0.1:5432/flagsite_calibration_bench, a database of its own; the
@@ -74,6 +76,7 @@ import numpy as np  # noqa: E402
 from rollouts.simulation import (  # noqa: E402
     SCENARIOS,
     Scenario,
+    account_buckets,
     run_full,
     run_light,
     summarise,
@@ -86,6 +89,7 @@ SEED_SHARE = 0.95
 POWER_CAUGHT = 0.95
 BASE: dict[str, Any] = {"traffic_per_hour": 3000, "base_error_rate": 0.002}
 STAGE_NAMES = ("5%", "25%", "50%", "100%")
+TABLES = ("false", "power", "seed", "full")
 
 Row = tuple[str, dict[str, Any]]
 
@@ -197,8 +201,8 @@ def _why(results: list[dict[str, Any]]) -> None:
 
 
 def power(bench: Bench, n: int, configured: float) -> None:
-    print(f"\n2. Power ({n} runs per row; caught = rolled back, or held with an alert before "
-          "any stage served 100 %; served 100% = the regression reached everyone)")  # fmt: skip
+    print(f"\n2. Power ({n} runs per row; caught = rolled back, or held short of 100 % with an "
+          "alert; served 100% = the regression reached everyone)")  # fmt: skip
     line = _print_table(
         ["true error-rate ratio", "runs", "caught", "95% interval", "rolled back",
          "95% interval", "served 100%", "median accounts", "median time", "wall", "verdict"],
@@ -298,7 +302,15 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, help="seeds of the seed incident (200)")
     parser.add_argument("--full", type=int, help="full replays through the server (3)")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--tables", default=",".join(TABLES),
+        help=f"which tables, comma-separated ({','.join(TABLES)}); the runtime budget is "
+        "judged on a full run of all of them",
+    )  # fmt: skip
     args = parser.parse_args()
+    tables = {t.strip() for t in args.tables.split(",") if t.strip()}
+    if not tables <= set(TABLES):
+        parser.error(f"--tables: choose from {', '.join(TABLES)}")
     quick = args.quick
     runs = args.runs or (100 if quick else 1000)
     power_runs = args.power_runs or (40 if quick else 200)
@@ -313,18 +325,22 @@ def main() -> int:
 
     # Fork: the workers start with Django set up and the account buckets hashed. No database
     # connection is open yet (the full replays run after the pool is closed).
+    account_buckets(Scenario().accounts)
     context = multiprocessing.get_context("fork")
     with context.Pool(args.processes) as pool:
         bench = Bench(pool, chunk=4)
-        false_rollbacks(bench, runs)
-        power(bench, power_runs, Scenario().false_positive_rate)
-        seed_incident(bench, seeds)
-    full_replays(bench, full)
+        if "false" in tables:
+            false_rollbacks(bench, runs)
+        if "power" in tables:
+            power(bench, power_runs, Scenario().false_positive_rate)
+        if "seed" in tables:
+            seed_incident(bench, seeds)
+    if "full" in tables:
+        full_replays(bench, full)
     elapsed = time.monotonic() - started
-    budget = "PASS" if elapsed <= BUDGET_SECONDS else "FAIL"
-    bench.verdict(
-        f"runtime {elapsed:.0f} s <= {BUDGET_SECONDS:.0f} s", budget if not quick else "INFO"
-    )
+    if not quick and tables == set(TABLES):
+        budget = "PASS" if elapsed <= BUDGET_SECONDS else "FAIL"
+        bench.verdict(f"runtime {elapsed:.0f} s <= {BUDGET_SECONDS:.0f} s", budget)
     failed = [name for name, status in bench.verdicts if status == "FAIL"]
     passed = sum(1 for _, status in bench.verdicts if status == "PASS")
     print(f"\nTotal: {elapsed:.0f} s of wall time (budget {BUDGET_SECONDS:.0f} s for the full "

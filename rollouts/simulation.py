@@ -655,8 +655,9 @@ def run_light(sc: Scenario) -> dict[str, Any]:
     code hurt to the rollback; None without either), ``alert_stage`` (the first stage at which
     a hold told people something: a guardrail beyond its yellow line, a stage overdue with a
     guardrail still inconclusive, a health check; None if none did), ``reached_full`` (a stage
-    serving 100 % started), ``caught`` (rolled back, or held with an alert before any stage
-    served 100 %), ``hours`` since the plan started, ``checks`` and the last verdict's
+    serving 100 % started), ``caught`` (rolled back, or stopped short of 100 % with people
+    alerted: held at the horizon, no stage serving 100 % ever started, and a hold alerted),
+    ``hours`` since the plan started, ``checks`` and the last verdict's
     ``reasons`` (none for a completed rollout).
     """
     model = Model(sc)
@@ -695,8 +696,9 @@ def run_light(sc: Scenario) -> dict[str, Any]:
     checks = 0
     verdict: Verdict | None = None
 
-    # "Caught" means people knew before everyone was served: a rollback, or a hold with an alert
-    # at a stage before the first one that serves 100 %.
+    # "Caught" means the regression never reached everyone and people were told: a rollback,
+    # or a rollout held short of 100 % with an alert. An alert at 5 % followed by progress to
+    # 100 % is not caught: everyone was served in the end.
     full_stage = next((i for i, w in enumerate(weights) if w >= FULL), len(weights))
     reached_full = full_stage == 0
 
@@ -712,7 +714,7 @@ def run_light(sc: Scenario) -> dict[str, Any]:
             ),
             "alert_stage": alert_stage,
             "reached_full": reached_full,
-            "caught": rollback or (alert_stage is not None and alert_stage < full_stage),
+            "caught": rollback or (alert_stage is not None and not reached_full),
             "hours": (now - plan_start) / HOUR,
             "checks": checks,
             "reasons": [r.message for r in last.reasons] if last is not None else [],

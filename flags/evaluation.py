@@ -90,7 +90,18 @@ def _frame(version: int, document: dict[str, Any]) -> bytes:
 
 
 def build_snapshot(environment_id: int, version: int, document: dict[str, Any]) -> Snapshot:
-    compiled = compile_ruleset(document)
+    # Saves validate strictly; serving is lenient, so a document stored under an earlier
+    # operand grammar keeps every other flag serving while its one flag answers PARSE_ERROR.
+    compiled = compile_ruleset(document, lenient=True)
+    if compiled.problems:
+        log.warning(
+            "ruleset of environment %s version %s: flags %s cannot be compiled and answer "
+            "PARSE_ERROR until they are saved again: %s",
+            environment_id,
+            version,
+            ", ".join(sorted(compiled.broken_flags)),
+            "; ".join(f"{e.path}: {e.message}" for e in compiled.problems[:5]),
+        )
     flags: dict[str, Any] = document.get("flags", {})
     visible = tuple(sorted(k for k, f in flags.items() if f.get("clientVisible")))
     return Snapshot(

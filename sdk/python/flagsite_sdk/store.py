@@ -90,13 +90,25 @@ class RulesetStore:
                 self._from_server.set()
             return False
         try:
-            compiled = compile_ruleset(dict(document))
+            # Lenient: a flag this SDK cannot compile (an operator from a newer server, say)
+            # answers PARSE_ERROR on its own instead of holding back the whole version, and
+            # with it a kill switch on another flag (docs/ruleset.md, forward compatibility).
+            compiled = compile_ruleset(dict(document), lenient=True)
         except Exception:
             self.rejected += 1
             log.exception(
                 "flagsite: rejected a ruleset (version %s); keeping the last one", version
             )
             return False
+        if compiled.problems:
+            log.warning(
+                "flagsite: ruleset version %s: %d flag(s) could not be compiled and answer "
+                "PARSE_ERROR with your defaults (is this SDK older than the server?); every "
+                "other flag applies. %s",
+                version,
+                len(compiled.broken_flags),
+                "; ".join(f"{e.path}: {e.message}" for e in compiled.problems[:5]),
+            )
         snapshot = Snapshot(compiled, source, _boolean_resolvers(compiled))
         with self._write_lock:
             current = self.current

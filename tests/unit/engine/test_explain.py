@@ -71,3 +71,15 @@ def test_any_context_explains_consistently(context: dict[str, Any], key: str) ->
     explanation = EXPLAINER.explain(key, context)
     assert explanation.details == COMPILED.evaluate(key, context)
     assert_consistent(explanation)
+
+
+@pytest.mark.parametrize("case", load_vector("forward.json")["cases"], ids=lambda c: c["name"])
+def test_a_lenient_compile_is_explained_too(case: dict[str, Any]) -> None:
+    """Flags set aside by a lenient compile (the server serves stored documents that way) are
+    explained by their error alone; the others as usual."""
+    compiled = compile_ruleset(load_vector("forward.json")["ruleset"], lenient=True)
+    explanation = Explainer(compiled).explain(case["flag"], case["context"], case["default"])
+
+    assert explanation.details == compiled.evaluate(case["flag"], case["context"], case["default"])
+    if case["flag"] in compiled.broken_flags:
+        assert (explanation.rules, explanation.served_by) == ((), None)

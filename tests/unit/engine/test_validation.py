@@ -219,13 +219,13 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     (
         "bad semantic version",
         lambda d: cond(d, attribute="v", operator="semver_gt", values=["1.2"]),
-        "flags.new-pdf-engine.rules[0].conditions[0].values",
+        "flags.new-pdf-engine.rules[0].conditions[0].values[0]",
         "invalid_operand",
     ),
     (
         "bad date",
         lambda d: cond(d, attribute="d", operator="before", values=["31/12/2024"]),
-        "flags.new-pdf-engine.rules[0].conditions[0].values",
+        "flags.new-pdf-engine.rules[0].conditions[0].values[0]",
         "invalid_operand",
     ),
     (

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
+import pytest
 from flagsite_sdk import FlagsiteClient
 from flagsite_sdk.engine import ErrorCode, Reason
 from flagsite_sdk.store import RulesetStore, Source
@@ -71,15 +73,35 @@ def test_unknown_flag_reports_flag_not_found() -> None:
     assert (details.value, details.error_code) == (1, ErrorCode.FLAG_NOT_FOUND)
 
 
-def test_invalid_document_is_rejected_and_the_last_good_one_stays() -> None:
+def test_an_unusable_document_is_rejected_and_the_last_good_one_stays() -> None:
     store = RulesetStore()
     assert store.apply(DOC, Source.SERVER)
-    broken = ruleset(4, boolean_flag("new-ui"))
-    broken["flags"]["new-ui"]["offVariant"] = "missing"
-    assert store.apply(broken, Source.SERVER) is False
-    assert store.rejected == 1
+    unusable = ruleset(4, boolean_flag("new-ui"))
+    unusable["schemaVersion"] = 2
+    assert store.apply(unusable, Source.SERVER) is False
+    assert store.apply({**ruleset(5), "flags": []}, Source.SERVER) is False
+    assert store.rejected == 2
     assert store.current is not None
     assert store.current.version == 3
+
+
+def test_a_flag_that_cannot_compile_answers_parse_error_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = RulesetStore()
+    assert store.apply(DOC, Source.SERVER)
+    newer = ruleset(4, boolean_flag("new-ui"), boolean_flag("maintenance-mode"))
+    newer["flags"]["new-ui"]["offVariant"] = "missing"
+    with caplog.at_level(logging.WARNING, logger="flagsite_sdk"):
+        assert store.apply(newer, Source.SERVER)
+    assert store.current is not None
+    assert store.current.version == 4
+    assert store.rejected == 0
+    compiled = store.current.ruleset
+    assert compiled.is_enabled("maintenance-mode", {}) is True
+    details = compiled.evaluate("new-ui", {}, "default")
+    assert (details.value, details.error_code) == ("default", ErrorCode.PARSE_ERROR)
+    assert "flags.new-ui.offVariant" in caplog.text
 
 
 def test_only_newer_server_versions_replace_the_current_one() -> None:

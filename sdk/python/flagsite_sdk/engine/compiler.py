@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .forward import partition
 from .operators import (
     TARGETING_KEY,
     TARGETING_KEY_ALIAS,
@@ -47,15 +48,39 @@ class CompiledFlag:
 
 
 class CompiledRuleset:
-    """The flags and segments of one environment at one ruleset version."""
+    """The flags and segments of one environment at one ruleset version.
 
-    __slots__ = ("_booleans", "_flags", "environment", "project", "source", "version")
+    `problems` holds what a lenient compile set aside (see forward.py): the errors of every
+    flag and segment that could not be compiled. Broken flags answer ERROR / PARSE_ERROR.
+    """
 
-    def __init__(self, doc: Mapping[str, Any], flags: dict[str, CompiledFlag]) -> None:
+    __slots__ = (
+        "_booleans",
+        "_flags",
+        "broken_flags",
+        "broken_segments",
+        "environment",
+        "problems",
+        "project",
+        "source",
+        "version",
+    )
+
+    def __init__(
+        self,
+        doc: Mapping[str, Any],
+        flags: dict[str, CompiledFlag],
+        problems: tuple[RulesetError, ...] = (),
+        broken_flags: frozenset[str] = frozenset(),
+        broken_segments: frozenset[str] = frozenset(),
+    ) -> None:
         self.version: int = doc["version"]
         self.environment: str = doc["environment"]
         self.project: str | None = doc.get("project")
         self.source = doc
+        self.problems = problems
+        self.broken_flags = broken_flags
+        self.broken_segments = broken_segments
         self._flags = flags
         self._booleans = {k: f.resolve for k, f in flags.items() if f.value_type == "boolean"}
 
@@ -125,13 +150,22 @@ def _error(
     )
 
 
-def compile_ruleset(doc: Mapping[str, Any], *, validate: bool = True) -> CompiledRuleset:
+def compile_ruleset(
+    doc: Mapping[str, Any], *, validate: bool = True, lenient: bool = False
+) -> CompiledRuleset:
     """Validate then compile `doc`; raises RulesetInvalid with every error found.
 
     validate=False skips validation for a document already validated by this same
     engine version (the server validates on save); an invalid document may then
     raise anything.
+
+    lenient=True is for documents this process did not validate itself (SDKs, and the
+    server serving what it stored under an earlier grammar): unknown optional fields are
+    ignored, and a flag that cannot be compiled answers ERROR / PARSE_ERROR on its own
+    while every other flag applies (forward.py). Only an unusable top level raises.
     """
+    if lenient:
+        return _compile_lenient(doc)
     if validate:
         errors = validate_ruleset(doc)
         if errors:
@@ -144,16 +178,77 @@ def compile_ruleset(doc: Mapping[str, Any], *, validate: bool = True) -> Compile
     return _compile(doc)
 
 
-def _compile(doc: Mapping[str, Any]) -> CompiledRuleset:
+def _compile_lenient(doc: Mapping[str, Any]) -> CompiledRuleset:
+    split = partition(doc)
+    if split.top_level:
+        raise RulesetInvalid(split.top_level)
+    try:
+        return _compile(split.document, split.broken_flags, split.broken_segments)
+    except Exception as exc:  # validated flags that still fail to compile are our bug
+        error = RulesetError("", f"compilation failed: {exc!r}"[:300], "internal")
+        raise RulesetInvalid([error]) from exc
+
+
+def _compile(
+    doc: Mapping[str, Any],
+    broken_flags: Mapping[str, list[RulesetError]] | None = None,
+    broken_segments: Mapping[str, list[RulesetError]] | None = None,
+) -> CompiledRuleset:
+    broken_flags = broken_flags or {}
+    broken_segments = broken_segments or {}
     segments: dict[str, Condition] = {}
     for key, seg in doc["segments"].items():
-        segments[key] = _compile_segment(key, seg)
+        if key not in broken_segments:
+            segments[key] = _compile_segment(key, seg)
     flags: dict[str, CompiledFlag] = {}
     raw_flags: Mapping[str, Any] = doc["flags"]
-    for key in prerequisite_order(raw_flags):
+    for key, errors in broken_flags.items():
+        flags[key] = _broken_flag(key, raw_flags[key], errors)
+    # broken flags may not even be objects: only the sound ones are ordered and compiled
+    sound = {k: f for k, f in raw_flags.items() if k not in broken_flags}
+    for key in prerequisite_order(sound):
         flags[key] = _compile_flag(raw_flags[key], flags, segments)
     ordered = {key: flags[key] for key in raw_flags}
-    return CompiledRuleset(doc, ordered)
+    problems = tuple(
+        e for found in (*broken_flags.values(), *broken_segments.values()) for e in found
+    )
+    return CompiledRuleset(
+        doc, ordered, problems, frozenset(broken_flags), frozenset(broken_segments)
+    )
+
+
+def _broken_flag(key: str, raw: Any, errors: list[RulesetError]) -> CompiledFlag:
+    """A flag that could not be compiled: every evaluation is ERROR / PARSE_ERROR, whose
+    value is the caller's default (OpenFeature's rule for errors)."""
+    fields: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    version = fields.get("version")
+    flag_version = version if type(version) is int else None
+    first = errors[0]
+    where = f" at {first.path}" if first.path else ""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    failed = EvaluationDetails(
+        flag_key=key,
+        value=None,
+        variant=None,
+        reason=Reason.ERROR,
+        error_code=ErrorCode.PARSE_ERROR,
+        error_message=f"flag {key!r} could not be compiled{where}: {first.message}{more}"[:500],
+        flag_version=flag_version,
+    )
+    value_type = fields.get("valueType")
+    known_type = type(value_type) is str and value_type in _ACCEPTED_DEFAULTS
+    return CompiledFlag(
+        key=key,
+        version=flag_version if flag_version is not None else 0,
+        value_type=str(value_type) if known_type else "json",
+        client_visible=fields.get("clientVisible") is True,
+        enabled=fields.get("enabled") is True,
+        off_variant=str(fields.get("offVariant", "")),
+        variants=MappingProxyType({}),
+        resolve=lambda ctx: failed,
+        # no TYPE_MISMATCH check: whatever the caller's default, it is what comes back
+        accepted_defaults=None,
+    )
 
 
 def _compile_flag(

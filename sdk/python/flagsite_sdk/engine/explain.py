@@ -23,6 +23,7 @@ from .operators import (
     Context,
     compile_condition,
 )
+from .serve import number_key
 from .text import bounded
 from .types import EvaluationDetails
 
@@ -84,8 +85,14 @@ class Explainer:
     def __init__(self, ruleset: CompiledRuleset) -> None:
         self.ruleset = ruleset
         doc = ruleset.source
-        self._segments = {k: _compile_segment(k, s) for k, s in doc["segments"].items()}
-        self._flags: Mapping[str, Any] = doc["flags"]
+        # What a lenient compile set aside is explained by its error alone.
+        broken = ruleset.broken_flags
+        self._segments = {
+            k: _compile_segment(k, s)
+            for k, s in doc["segments"].items()
+            if k not in ruleset.broken_segments
+        }
+        self._flags: Mapping[str, Any] = {k: f for k, f in doc["flags"].items() if k not in broken}
         self._conditions: dict[str, list[list[Condition]]] = {
             key: [
                 [
@@ -158,8 +165,8 @@ def _rollout(salt: str, rollout: Mapping[str, Any], context: Context) -> Rollout
     for part in rollout["variants"]:
         ranges.append(BucketRange(part["variant"], start, start + part["weight"]))
         start += part["weight"]
-    usable = (type(value) is str and value != "") or type(value) is int
-    number = bucket(salt, str(value)) if usable else None
+    key = value if type(value) is str and value != "" else number_key(value)
+    number = bucket(salt, key) if key is not None else None
     return RolloutTrace(bucket_by, value, number, tuple(ranges), rollout.get("fallbackVariant"))
 
 

@@ -7,11 +7,11 @@ false" plus a note on the evaluation details; it never reaches the caller.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .coerce import instant_of, parse_instant, parse_semver
+from .grammar import NUMBER_LIMIT, in_number_range
 from .regex import compile_pattern
 from .text import MAX_VALUE_LENGTH, utf8, well_formed
 
@@ -59,7 +59,6 @@ SCALAR_OPERATORS = frozenset({"equals", "not_equals", "in", "not_in"})
 CASE_OPERATORS = frozenset(
     {"equals", "not_equals", "in", "not_in", "contains", "starts_with", "ends_with", "matches"}
 )
-_DOUBLE_MAX = sys.float_info.max
 TARGETING_KEY = "targetingKey"
 TARGETING_KEY_ALIAS = "userId"
 
@@ -68,32 +67,56 @@ class ConditionProblem(Exception):  # noqa: N818 - it is not an error, only a fa
     """A context value could not be tested; the condition counts as false."""
 
 
-def operand_problem(operator: str, values: list[Any]) -> str | None:
-    """Why `values` do not suit `operator`, or None (regexes are checked apart)."""
+NUMBER_RANGE_TEXT = f"the number range \u00b1{NUMBER_LIMIT} (2^53-1)"
+
+
+def operand_problem(operator: str, values: list[Any]) -> tuple[int | None, str] | None:
+    """Why `values` do not suit `operator`, or None (regexes are checked apart).
+
+    The problem comes with the index of the value at fault, or None when it is the list as a
+    whole (wrong count or types). Dates, versions and numbers must be in the operand grammar
+    (grammar.py, docs/ruleset.md), which the Node engine reads exactly alike.
+    """
     if operator in NO_OPERAND_OPERATORS:
-        return "takes no values" if values else None
+        return (None, "takes no values") if values else None
     if operator in SINGLE_OPERAND_OPERATORS and len(values) != 1:
-        return "takes exactly one value"
+        return None, "takes exactly one value"
     string_operands = operator in SEGMENT_OPERATORS or operator in STRING_OPERATORS
     if string_operands and not all(isinstance(v, str) for v in values):
-        return "values must be strings"
+        return None, "values must be strings"
     if operator in NUMBER_OPERATORS and not _is_number(values[0]):
-        return "value must be a number"
-    if any(_is_number(v) and not -_DOUBLE_MAX <= v <= _DOUBLE_MAX for v in values):
-        return "numbers must be finite and fit in a double"
+        return None, "value must be a number"
+    for i, v in enumerate(values):
+        if _is_number(v) and not in_number_range(v):
+            return i, f"{_clip(repr(v))} is outside {NUMBER_RANGE_TEXT}"
     if operator in SCALAR_OPERATORS and not all(
         isinstance(v, str | int | float) and v == v for v in values
     ):
-        return "values must be strings, numbers or booleans"
+        return None, "values must be strings, numbers or booleans"
     if operator.startswith("semver_") and parse_semver(values[0]) is None:
-        return f"{_clip(values[0])!r} is not a semantic version (MAJOR.MINOR.PATCH)"
+        return 0, (
+            f"{_clip(repr(values[0]))} is not a semantic version: MAJOR.MINOR.PATCH with "
+            "optional -pre-release and +build, ASCII digits without leading zeros"
+        )
     if operator in ("before", "after") and parse_instant(values[0]) is None:
-        return f"{_clip(values[0])!r} is not an ISO 8601 date or date-time"
+        return 0, (
+            f"{_clip(repr(values[0]))} is not an RFC 3339 date (YYYY-MM-DD) or date-time "
+            "(YYYY-MM-DDTHH:MM:SS[.fraction] and Z or \u00b1HH:MM)"
+        )
     return None
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _outside_range(label: str, attr: str) -> ConditionProblem:
+    # Two JSON readers may hold different values for such a number (JavaScript rounds it to
+    # a double, Python keeps it exact), so no engine compares it: the condition is false.
+    return ConditionProblem(
+        f"{label}: attribute {attr!r} is a number outside {NUMBER_RANGE_TEXT}, "
+        "which no condition matches"
+    )
 
 
 def _is_number(v: Any) -> bool:
@@ -189,6 +212,8 @@ def _membership_condition(attr: str, values: list[Any], invert: bool, label: str
             )
         if t is str:
             return text_member(v)
+        if pool is numbers and not in_number_range(v):
+            raise _outside_range(label, attr)
         return (v in pool) is not invert
 
     def text_member(v: str) -> bool:
@@ -270,6 +295,8 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
                 raise wrong(v, " or ".join(sorted(kinds)) or "a scalar")
             key = well_formed(v).casefold() if kind == "string" else v
             if kind == "number":
+                if not in_number_range(v):
+                    raise _outside_range(label, attr)
                 return any(_kind(x) == "number" and x == v for x in values) is not invert
             if kind == "boolean":
                 return any(x is v for x in values) is not invert
@@ -311,7 +338,7 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
         return regex_test
 
     if op in NUMBER_OPERATORS:
-        return _number_test(op, float(values[0]), wrong)
+        return _number_test(op, values[0], wrong, lambda: _outside_range(label, attr))
 
     if op.startswith("semver_"):
         return _semver_test(op, values[0], wrong)
@@ -324,7 +351,7 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
         def date_test(v: Any) -> bool:
             t = instant_of(v)
             if t is None:
-                raise wrong(v, "an ISO 8601 date, epoch milliseconds or a datetime")
+                raise wrong(v, "an RFC 3339 date or date-time, epoch milliseconds or a datetime")
             return t < bound if before else t > bound
 
         return date_test
@@ -342,11 +369,20 @@ def _make_test(op: str, values: list[Any], ci: bool, attr: str, label: str) -> T
     raise ValueError(f"unknown operator {op!r}")  # unreachable after validation
 
 
-def _number_test(op: str, bound: float, wrong: Callable[[Any, str], ConditionProblem]) -> Test:
+def _number_test(
+    op: str,
+    bound: int | float,
+    wrong: Callable[[Any, str], ConditionProblem],
+    outside: Callable[[], ConditionProblem],
+) -> Test:
+    # Both sides are within the number range, where ints and floats compare exactly in
+    # Python as doubles do in JavaScript.
     def number_test(v: Any) -> bool:
         t = type(v)
         if t is not int and t is not float:
             raise wrong(v, "a number")
+        if not in_number_range(v):
+            raise outside()
         if op == "lt":
             return bool(v < bound)
         if op == "lte":

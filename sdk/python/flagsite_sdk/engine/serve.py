@@ -9,6 +9,7 @@ from typing import Any
 
 import mmh3
 
+from .grammar import in_number_range
 from .operators import TARGETING_KEY, TARGETING_KEY_ALIAS, Context
 from .text import MAX_VALUE_LENGTH, utf8
 from .types import BUCKETS, ErrorCode, EvaluationDetails, Reason
@@ -39,6 +40,22 @@ class FlagShape:
         )
 
 
+def number_key(value: Any) -> str | None:
+    """The decimal text a rollout hashes for a number, None when a number cannot be a key.
+
+    A whole number within the number range, written as an integer ("10" for 10 and 10.0
+    alike, since JSON gives JavaScript no way to tell them apart). Fractions, numbers beyond
+    the range (a 2**64 id is an int in Python, an approximate double in JavaScript and on the
+    server) and booleans are not keys, in every engine alike.
+    """
+    t = type(value)
+    if t is int:
+        return str(value) if in_number_range(value) else None
+    if t is float and in_number_range(value) and value.is_integer():
+        return str(int(value))
+    return None
+
+
 def compile_serve(
     shape: FlagShape, serve: Mapping[str, Any], reason: Reason, rule_id: str | None
 ) -> EvaluationDetails | Resolver:
@@ -63,7 +80,9 @@ def _compile_rollout(
     if reason is Reason.STATIC:
         reason = Reason.DEFAULT  # a fallback is never the flag's one fixed answer
     missing = _missing_outcome(shape, rollout, attr, "is missing", reason, rule_id)
-    unusable = _missing_outcome(shape, rollout, attr, "is not a string or integer", reason, rule_id)
+    unusable = _missing_outcome(
+        shape, rollout, attr, "is not a string or a whole number within 2^53", reason, rule_id
+    )
     prefix = shape.salt + "."
     hash32 = mmh3.hash
 
@@ -87,7 +106,7 @@ def _compile_rollout(
                 return only
             if v is None or v == "":
                 return missing
-            return only if type(v) is int else unusable
+            return only if number_key(v) is not None else unusable
 
         return single
 
@@ -99,24 +118,24 @@ def _compile_rollout(
             v = ctx.get(attr)
             if type(v) is not str or not v or len(v) > MAX_VALUE_LENGTH:
                 v = key_of(ctx)
-                if type(v) is int:
-                    v = str(v)
-                elif v is None or v == "":
+                if v is None or v == "":
                     return missing
-                elif type(v) is not str:
-                    return unusable
+                if type(v) is not str:
+                    v = number_key(v)
+                    if v is None:
+                        return unusable
             return first if hash32(utf8(prefix + v), 0, False) % BUCKETS < cut else second
 
         return two_way
 
     def many_way(ctx: Context) -> EvaluationDetails:
         v = key_of(ctx)
-        if type(v) is int:
-            v = str(v)
-        elif v is None or v == "":
+        if v is None or v == "":
             return missing
-        elif type(v) is not str:
-            return unusable
+        if type(v) is not str:
+            v = number_key(v)
+            if v is None:
+                return unusable
         return outcomes[bisect_right(ends, hash32(utf8(prefix + v), 0, False) % BUCKETS)]
 
     return many_way

@@ -280,7 +280,9 @@ def _condition_errors(
         return
     problem = operand_problem(op, values)
     if problem is not None:
-        yield RulesetError(format_path([*base, "values"]), f"{op} {problem}", "invalid_operand")
+        index, message = problem
+        where: list[str | int] = [*base, "values"] if index is None else [*base, "values", index]
+        yield RulesetError(format_path(where), f"{op}: {message}", "invalid_operand")
         return
     if op == "matches":
         for m, pattern in enumerate(values):

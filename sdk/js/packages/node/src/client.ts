@@ -104,11 +104,24 @@ export class FlagsiteClient {
     }
   }
 
-  /** Compiles and installs a document; an invalid one leaves the last good ruleset in place. */
+  /**
+   * Compiles and installs a document; one whose top level is unusable leaves the last good
+   * ruleset in place. A flag that cannot be compiled (say, an operator from a newer server)
+   * does not block the document: it alone answers PARSE_ERROR, and it is logged once per version.
+   */
   private install(doc: RulesetDocument, via: string): boolean {
     try {
       if (this.ruleset !== null && doc.version <= this.ruleset.version && via !== "bootstrap") return true;
-      this.ruleset = compileRuleset(doc);
+      const compiled = compileRuleset(doc);
+      this.ruleset = compiled;
+      if (compiled.brokenFlags.size > 0 || compiled.brokenSegments.size > 0) {
+        const problems = [...compiled.brokenFlags.values(), ...compiled.brokenSegments.values()];
+        this.logger.warn(
+          `ruleset version ${compiled.version} from ${via}: ${compiled.brokenFlags.size} flag(s) could not be ` +
+            `compiled and answer PARSE_ERROR with your defaults (is this SDK older than the server?); ` +
+            `every other flag applies. ${problems.slice(0, 5).join("; ")}`,
+        );
+      }
       const attributes = new Map<string, string[]>();
       for (const [key, flag] of Object.entries(doc.flags)) {
         const found = bucketAttributes(flag);

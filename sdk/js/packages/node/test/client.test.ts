@@ -80,13 +80,27 @@ describe("FlagsiteClient offline", () => {
     expect(offline(undefined, { bootstrapFile: join(dir, "bad.json") }).version).toBeNull();
   });
 
-  it("keeps the last good ruleset when an invalid one arrives", () => {
+  it("keeps the last good ruleset when an unusable one arrives", () => {
     const client = offline(ruleset(2));
     const install = (client as unknown as { install(d: unknown, via: string): boolean }).install.bind(client);
     expect(install({ ...ruleset(3), schemaVersion: 99 }, "stream")).toBe(false);
-    expect(install({ ...ruleset(4), flags: { x: { key: "x" } } }, "stream")).toBe(false);
+    expect(install({ ...ruleset(4), flags: [] }, "stream")).toBe(false);
     expect(client.version).toBe(2);
     expect(client.getString("banner", { plan: "pro" }, "")).toBe("<\/script>");
+  });
+
+  it("installs a ruleset with a flag it cannot compile, which alone answers PARSE_ERROR", () => {
+    const warnings: string[] = [];
+    const client = offline(ruleset(2), { logger: { debug: () => {}, warn: (m: string) => warnings.push(m) } });
+    const install = (client as unknown as { install(d: unknown, via: string): boolean }).install.bind(client);
+    const doc = ruleset(3);
+    doc.flags.x = { key: "x" } as never;
+    expect(install(doc, "stream")).toBe(true);
+    expect(client.version).toBe(3);
+    expect(client.getString("banner", { plan: "pro" }, "")).toBe("<\/script>");
+    expect(client.details("x", {}, "d")).toMatchObject({ value: "d", reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("1 flag(s) could not be compiled");
   });
 });
 

@@ -1,110 +1,110 @@
-/** Semantic versions and instants, parsed like the Python engine's coerce.py. */
+/** Semantic versions and instants in the operand grammar (grammar.ts), as in coerce.py. */
+import { INSTANT_RE, inNumberRange, SEMVER_RE } from "./grammar.js";
 
-const SEMVER =
-  /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
-
-/** Release triple, "no pre-release" flag (1 ranks above 0), then pre-release identifiers. */
+/**
+ * Release triple, "no pre-release" flag (1 ranks above 0), then pre-release identifiers.
+ * Numbers stay digit strings: parts of any length compare exactly, as in the Python engine
+ * (Number() would round a 17-digit part and call two versions equal).
+ */
 export interface SemverKey {
-  readonly release: readonly [number, number, number];
+  readonly release: readonly [string, string, string];
   readonly final: 0 | 1;
-  readonly pre: readonly (number | string)[];
+  /** A numeric identifier is {n: digits}, an alphanumeric one its text. */
+  readonly pre: readonly (string | { readonly n: string })[];
 }
 
+const DIGITS = /^[0-9]+$/;
+
 export function parseSemver(text: string): SemverKey | null {
-  const m = SEMVER.exec(text);
+  const m = SEMVER_RE.exec(text);
   if (m === null) return null;
-  const release: [number, number, number] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const release: [string, string, string] = [m[1]!, m[2]!, m[3]!];
   if (m[4] === undefined) return { release, final: 1, pre: [] };
-  const pre = m[4].split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  const pre = m[4].split(".").map((p) => (DIGITS.test(p) ? { n: p } : p));
   return { release, final: 0, pre };
+}
+
+/** Digit strings without leading zeros (the grammar's numbers): longer is larger. */
+function compareDigits(a: string, b: string): number {
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a === b ? 0 : a < b ? -1 : 1;
 }
 
 /** -1, 0 or 1, ordering like Python's tuple comparison of coerce.py's keys. */
 export function compareSemver(a: SemverKey, b: SemverKey): number {
   for (let i = 0; i < 3; i++) {
-    const d = a.release[i]! - b.release[i]!;
-    if (d !== 0) return d < 0 ? -1 : 1;
+    const d = compareDigits(a.release[i]!, b.release[i]!);
+    if (d !== 0) return d;
   }
   if (a.final !== b.final) return a.final < b.final ? -1 : 1;
   const n = Math.min(a.pre.length, b.pre.length);
   for (let i = 0; i < n; i++) {
     const x = a.pre[i]!;
     const y = b.pre[i]!;
-    if (typeof x === "number" && typeof y === "number") {
-      if (x !== y) return x < y ? -1 : 1;
-    } else if (typeof x === "number") {
+    if (typeof x !== "string" && typeof y !== "string") {
+      const d = compareDigits(x.n, y.n);
+      if (d !== 0) return d;
+    } else if (typeof x !== "string") {
       return -1; // numeric identifiers rank below alphanumeric ones
-    } else if (typeof y === "number") {
+    } else if (typeof y !== "string") {
       return 1;
     } else if (x !== y) {
-      return compareCodePoints(x, y);
+      // identifiers are ASCII, where UTF-16 order is code point order
+      return x < y ? -1 : 1;
     }
   }
   return a.pre.length === b.pre.length ? 0 : a.pre.length < b.pre.length ? -1 : 1;
 }
 
-function compareCodePoints(x: string, y: string): number {
-  // identifiers are ASCII, where UTF-16 order is code point order
-  return x < y ? -1 : 1;
+// Days before each month in a common year; a leap year adds one from March on.
+const DAYS_BEFORE_MONTH = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const MS_PER_DAY = 86_400_000;
+/** Days from 0000-01-01 (proleptic Gregorian, year 0 a leap year) to 1970-01-01. */
+const EPOCH_DAYS = 719_528;
+
+function isLeap(year: number): boolean {
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
 }
 
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/;
-
-function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
-}
-
-function validDate(y: number, mo: number, d: number): boolean {
-  return y >= 1 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysIn(y, mo);
-}
-
-function utcMillis(y: number, mo: number, d: number, h = 0, mi = 0, s = 0): number {
-  const date = new Date(0);
-  date.setUTCFullYear(y, mo - 1, d); // Date.UTC would map years 0-99 to 1900-1999
-  date.setUTCHours(h, mi, s, 0);
-  return date.getTime();
+function daysSinceEpoch(year: number, month: number, day: number): number {
+  // Years are 0..9999, so the leap days before `year` are plain ceiling divisions.
+  const leapDays = Math.floor((year + 3) / 4) - Math.floor((year + 99) / 100) + Math.floor((year + 399) / 400);
+  let days = 365 * year + leapDays + DAYS_BEFORE_MONTH[month - 1]! + day - 1;
+  if (month > 2 && isLeap(year)) days += 1;
+  return days - EPOCH_DAYS;
 }
 
 /**
- * Epoch milliseconds of an ISO 8601 date or date-time (the forms Python 3.11's fromisoformat
- * reads that people write: `2025-01-31`, `2025-01-31T10:00`, seconds, fractions, `Z` or an
- * offset); a date-time without an offset is UTC; null when it does not parse.
+ * Epoch milliseconds of a date or date-time in the grammar, null for anything else. Integer
+ * arithmetic only (every value stays far below 2^53), the same steps as coerce.py: a full-date is
+ * midnight UTC, the offset is subtracted, fraction digits past the millisecond are dropped.
  */
 export function parseInstant(text: string): number | null {
-  let m = DATE.exec(text);
-  if (m !== null) {
-    const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    return validDate(y, mo, d) ? utcMillis(y, mo, d) : null;
-  }
-  m = DATE_TIME.exec(text);
+  const m = INSTANT_RE.exec(text);
   if (m === null) return null;
-  const [y, mo, d, h] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  const mi = m[5] === undefined ? 0 : Number(m[5]);
-  const s = m[6] === undefined ? 0 : Number(m[6]);
-  if (!validDate(y, mo, d) || h > 23 || mi > 59 || s > 59) return null;
-  // Python keeps microseconds: digits past the sixth are dropped
-  const micros = m[7] === undefined ? 0 : Number(m[7].slice(0, 6).padEnd(6, "0"));
-  let offset = 0;
-  const zone = m[8];
-  if (zone !== undefined && zone !== "Z") {
-    const digits = zone.slice(1).replaceAll(":", "");
-    const oh = Number(digits.slice(0, 2));
-    const om = digits.length >= 4 ? Number(digits.slice(2, 4)) : 0;
-    const os = digits.length >= 6 ? Number(digits.slice(4, 6)) : 0;
-    if (oh > 23 || om > 59 || os > 59) return null;
-    offset = (zone[0] === "-" ? -1 : 1) * (oh * 3600 + om * 60 + os) * 1000;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (day > MONTH_DAYS[month - 1]! + (month === 2 && isLeap(year) ? 1 : 0)) return null;
+  let ms = daysSinceEpoch(year, month, day) * MS_PER_DAY;
+  if (m[4] === undefined) return ms;
+  ms += ((Number(m[4]) * 60 + Number(m[5])) * 60 + Number(m[6])) * 1000;
+  if (m[7] !== undefined) ms += Number(m[7].slice(0, 3).padEnd(3, "0"));
+  if (m[8] !== undefined) {
+    const offset = (Number(m[9]) * 60 + Number(m[10])) * 60_000;
+    ms += m[8] === "+" ? -offset : offset;
   }
-  return utcMillis(y, mo, d, h, mi, s) + micros / 1000 - offset;
+  return ms;
 }
 
 const instantCache = new Map<string, number | null>();
 
-/** Epoch milliseconds of a context value: an ISO string, epoch-ms number or a Date. */
+/**
+ * Epoch milliseconds of a context value: a grammar string, epoch milliseconds within the number
+ * range, or a Date; null for anything else.
+ */
 export function instantOf(value: unknown): number | null {
-  if (typeof value === "number") return Number.isNaN(value) ? null : value;
-  if (typeof value === "bigint") return Number(value);
+  if (typeof value === "number") return inNumberRange(value) ? value : null;
+  if (typeof value === "bigint") return inNumberRange(value) ? Number(value) : null;
   if (typeof value === "string") {
     let t = instantCache.get(value);
     if (t === undefined) {

@@ -2,6 +2,7 @@
 import {
   attributeGetter,
   type Condition,
+  CompileProblem,
   ConditionProblem,
   compileCondition,
   type RawCondition,
@@ -63,9 +64,16 @@ export interface CompiledFlag {
   readonly clientVisible: boolean;
   readonly variants: Readonly<Record<string, unknown>>;
   readonly resolve: Resolver;
+  /** Why the flag could not be compiled (it then answers ERROR / PARSE_ERROR), else null. */
+  readonly problem: string | null;
 }
 
 const EMPTY: Context = Object.freeze({});
+/** The key grammar of ruleset.schema.json ($defs.key), as flagsite_sdk.engine.KEY_PATTERN. */
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+const VALUE_TYPES: ReadonlySet<string> = new Set(["boolean", "string", "number", "json"]);
+/** Each prerequisite is one nested evaluation: deeper chains are refused (validate.py's limit). */
+const MAX_PREREQUISITE_DEPTH = 64;
 
 function acceptsDefault(valueType: ValueType, value: unknown): boolean {
   if (value === null || value === undefined || valueType === "json") return true;
@@ -77,14 +85,29 @@ export class CompiledRuleset {
   readonly version: number;
   readonly environment: string;
   readonly project: string | null;
+  /**
+   * What could not be compiled, each set aside on its own (forward compatibility, see
+   * compileRuleset): flag key -> why. These flags answer ERROR / PARSE_ERROR.
+   */
+  readonly brokenFlags: ReadonlyMap<string, string>;
+  /** Segment key -> why it could not be compiled (the flags using it are broken too). */
+  readonly brokenSegments: ReadonlyMap<string, string>;
   private readonly flags: Map<string, CompiledFlag>;
   private readonly booleans: Map<string, Resolver>;
 
-  constructor(readonly source: RulesetDocument, flags: Map<string, CompiledFlag>) {
+  constructor(
+    readonly source: RulesetDocument,
+    flags: Map<string, CompiledFlag>,
+    brokenSegments: ReadonlyMap<string, string> = new Map(),
+  ) {
     this.version = source.version;
     this.environment = source.environment;
     this.project = source.project ?? null;
     this.flags = flags;
+    this.brokenFlags = new Map(
+      [...flags].filter(([, f]) => f.problem !== null).map(([k, f]) => [k, f.problem as string]),
+    );
+    this.brokenSegments = brokenSegments;
     this.booleans = new Map([...flags].filter(([, f]) => f.valueType === "boolean").map(([k, f]) => [k, f.resolve]));
   }
 
@@ -112,7 +135,8 @@ export class CompiledRuleset {
   evaluate(key: string, context: Context | null | undefined, fallback: unknown = null): EvaluationDetails {
     const flag = this.flags.get(key);
     if (flag === undefined) return errorDetails(key, fallback, "FLAG_NOT_FOUND", `no flag '${key}'`, null);
-    if (!acceptsDefault(flag.valueType, fallback)) {
+    // a broken flag answers its error whatever the default: no TYPE_MISMATCH check
+    if (flag.problem === null && !acceptsDefault(flag.valueType, fallback)) {
       const got = Array.isArray(fallback) ? "list" : typeof fallback;
       return errorDetails(
         key,
@@ -140,55 +164,179 @@ export class CompiledRuleset {
   }
 }
 
-/**
- * Compiles a document the server validated (flagsite_sdk.engine.validate_ruleset runs on every
- * save). Structural problems this engine meets while compiling throw RulesetInvalid; the SDK
- * then keeps its last good ruleset.
- */
-export function compileRuleset(doc: RulesetDocument): CompiledRuleset {
-  try {
-    return compileUnchecked(doc);
-  } catch (exc) {
-    if (exc instanceof RulesetInvalid) throw exc;
-    throw new RulesetInvalid(String(exc instanceof Error ? exc.message : exc));
-  }
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function compileUnchecked(doc: RulesetDocument): CompiledRuleset {
-  if (doc === null || typeof doc !== "object") throw new RulesetInvalid("the document is not an object");
+function why(exc: unknown): string {
+  return exc instanceof Error ? exc.message : String(exc);
+}
+
+/**
+ * Compiles a ruleset document, forward-compatibly (docs/ruleset.md, "Forward compatibility"):
+ * fields this engine does not know are ignored, and a flag or segment it cannot compile (an
+ * operator or serve kind from a newer server, an operand outside the grammar) is set aside on
+ * its own. Such a flag answers ERROR / PARSE_ERROR with the caller's default, and so does every
+ * flag using such a segment; every other flag of the version applies, so a kill switch beside a
+ * broken flag still arrives. Only an unusable top level throws RulesetInvalid (the SDK then keeps
+ * its last good ruleset). The Python engine's compile_ruleset(doc, lenient=True) does the same.
+ */
+export function compileRuleset(doc: RulesetDocument): CompiledRuleset {
+  if (!isObject(doc)) throw new RulesetInvalid("the document is not an object");
   if (doc.schemaVersion !== RULESET_SCHEMA_VERSION) {
     throw new RulesetInvalid(`schemaVersion ${String(doc.schemaVersion)} is not ${RULESET_SCHEMA_VERSION}`);
   }
-  if (!Number.isInteger(doc.version) || typeof doc.flags !== "object" || typeof doc.segments !== "object") {
-    throw new RulesetInvalid("version, flags and segments are required");
+  if (!Number.isInteger(doc.version) || (doc.version as number) < 0) {
+    throw new RulesetInvalid("version must be an integer from 0");
   }
+  if (typeof doc.environment !== "string" || doc.environment === "") {
+    throw new RulesetInvalid("environment must be a non-empty string");
+  }
+  for (const name of ["project", "generatedAt"] as const) {
+    if (doc[name] !== undefined && typeof doc[name] !== "string") throw new RulesetInvalid(`${name} must be a string`);
+  }
+  if (!isObject(doc.flags) || !isObject(doc.segments)) throw new RulesetInvalid("flags and segments must be objects");
+  const flags = doc.flags as Record<string, unknown>;
   const segments = new Map<string, Condition>();
-  for (const [key, seg] of Object.entries(doc.segments)) segments.set(key, compileSegment(key, seg));
+  const brokenSegments = new Map<string, string>();
+  for (const [key, seg] of Object.entries(doc.segments as Record<string, unknown>)) {
+    try {
+      if (!KEY_RE.test(key)) throw new CompileProblem(`'${key}' is not a key`);
+      segments.set(key, compileSegment(key, seg));
+    } catch (exc) {
+      brokenSegments.set(key, `segments.${key}: ${why(exc)}`);
+    }
+  }
   const done = new Map<string, CompiledFlag>();
+  const depths = new Map<string, number>();
   const visiting = new Set<string>();
   const compileOne = (key: string): CompiledFlag => {
     const ready = done.get(key);
     if (ready !== undefined) return ready;
-    const raw = Object.hasOwn(doc.flags, key) ? doc.flags[key] : undefined;
-    if (raw === undefined) throw new RulesetInvalid(`unknown prerequisite flag '${key}'`);
-    if (visiting.has(key)) throw new RulesetInvalid(`prerequisite cycle through '${key}'`);
+    // a missing prerequisite or a cycle is the problem of the flag that names it
+    if (!Object.hasOwn(flags, key)) throw new CompileProblem(`unknown prerequisite flag '${key}'`);
+    if (visiting.has(key)) throw new CompileProblem(`prerequisite cycle through '${key}'`);
+    const raw = flags[key];
     visiting.add(key);
-    const prereqs = new Map((raw.prerequisites ?? []).map((p) => [p.flag, compileOne(p.flag)]));
-    const flag = compileFlag(raw, prereqs, segments);
-    visiting.delete(key);
+    let flag: CompiledFlag;
+    try {
+      flag = compileFlag(key, raw, flags, compileOne, segments, brokenSegments);
+    } catch (exc) {
+      flag = brokenFlag(key, raw, `flags.${key}: ${why(exc)}`);
+    } finally {
+      visiting.delete(key);
+    }
+    // Only the first flag past the limit is refused, as the Python validator reports it; the
+    // flags above it depend on a broken flag, which serves them their offVariant.
+    const below = (isObject(raw) && Array.isArray(raw.prerequisites) ? raw.prerequisites : [])
+      .map((p: unknown) => (isObject(p) && typeof p.flag === "string" ? depths.get(p.flag) : undefined))
+      .filter((d): d is number => d !== undefined);
+    const depth = 1 + Math.max(0, ...below);
+    depths.set(key, depth);
+    if (flag.problem === null && depth > MAX_PREREQUISITE_DEPTH && below.every((d) => d <= MAX_PREREQUISITE_DEPTH)) {
+      flag = brokenFlag(key, raw, `flags.${key}.prerequisites: chain longer than ${MAX_PREREQUISITE_DEPTH} flags`);
+    }
     done.set(key, flag);
     return flag;
   };
   const ordered = new Map<string, CompiledFlag>();
-  for (const key of Object.keys(doc.flags)) ordered.set(key, compileOne(key));
-  return new CompiledRuleset(doc, ordered);
+  for (const key of Object.keys(flags)) ordered.set(key, compileOne(key));
+  return new CompiledRuleset(doc, ordered, brokenSegments);
+}
+
+/** A flag that could not be compiled: ERROR / PARSE_ERROR, with the caller's default. */
+function brokenFlag(key: string, raw: unknown, problem: string): CompiledFlag {
+  const fields = isObject(raw) ? raw : {};
+  const version = Number.isInteger(fields.version) ? (fields.version as number) : null;
+  const valueType = VALUE_TYPES.has(fields.valueType as string) ? (fields.valueType as ValueType) : "json";
+  const failed = errorDetails(key, null, "PARSE_ERROR", `flag '${key}' could not be compiled: ${problem}`.slice(0, 500), version);
+  return Object.freeze({
+    key,
+    version: version ?? 0,
+    valueType,
+    clientVisible: fields.clientVisible === true,
+    variants: Object.freeze({}),
+    resolve: () => failed,
+    problem,
+  });
+}
+
+function wellFormedText(s: unknown, what: string): void {
+  if (typeof s !== "string" || s === "") throw new CompileProblem(`${what} must be a non-empty string`);
+  // as the Python validator's invalid_text: no lone surrogate, no NUL
+  if (!s.isWellFormed() || s.includes("\0")) throw new CompileProblem(`${what} contains a lone surrogate or a NUL`);
+}
+
+const VALUE_CHECKS: Record<ValueType, (v: unknown) => boolean> = {
+  boolean: (v) => typeof v === "boolean",
+  string: (v) => typeof v === "string",
+  number: (v) => typeof v === "number" || typeof v === "bigint",
+  json: () => true,
+};
+
+/** What compiling needs of a flag entry, checked as the Python validator checks it. */
+function checkFlag(key: string, raw: unknown): asserts raw is RawFlag {
+  if (!KEY_RE.test(key)) throw new CompileProblem(`'${key}' is not a key`);
+  if (!isObject(raw)) throw new CompileProblem("not an object");
+  if (raw.key !== key) throw new CompileProblem(`key '${String(raw.key)}' differs from its entry name`);
+  if (!Number.isInteger(raw.version) || (raw.version as number) < 0) throw new CompileProblem("version must be an integer");
+  if (!VALUE_TYPES.has(raw.valueType as string)) throw new CompileProblem(`unknown valueType '${String(raw.valueType)}'`);
+  if (!isObject(raw.variants) || Object.keys(raw.variants).length === 0) throw new CompileProblem("variants are required");
+  const check = VALUE_CHECKS[raw.valueType as ValueType];
+  for (const [name, value] of Object.entries(raw.variants)) {
+    wellFormedText(name, "a variant name");
+    if (!check(value)) throw new CompileProblem(`variants.${name} is not a ${String(raw.valueType)}`);
+  }
+  if (typeof raw.enabled !== "boolean") throw new CompileProblem("enabled must be a boolean");
+  if (typeof raw.offVariant !== "string" || !Object.hasOwn(raw.variants, raw.offVariant)) {
+    throw new CompileProblem(`unknown offVariant '${String(raw.offVariant)}'`);
+  }
+  wellFormedText(raw.salt, "salt");
+  if (raw.prerequisites !== undefined && !Array.isArray(raw.prerequisites)) throw new CompileProblem("prerequisites must be a list");
+  if (!Array.isArray(raw.rules)) throw new CompileProblem("rules must be a list");
+  const ids = new Set<string>();
+  raw.rules.forEach((rule: unknown, i: number) => {
+    if (!isObject(rule) || !Array.isArray(rule.conditions)) throw new CompileProblem(`rules[${i}] needs conditions`);
+    wellFormedText(rule.id, `rules[${i}].id`);
+    if (ids.has(rule.id as string)) throw new CompileProblem(`rules[${i}].id: duplicate rule id`);
+    ids.add(rule.id as string);
+  });
 }
 
 function compileFlag(
-  raw: RawFlag,
-  prereqs: ReadonlyMap<string, CompiledFlag>,
+  key: string,
+  entry: unknown,
+  flags: Readonly<Record<string, unknown>>,
+  compileOne: (key: string) => CompiledFlag,
   segments: ReadonlyMap<string, Condition>,
+  brokenSegments: ReadonlyMap<string, string>,
 ): CompiledFlag {
+  checkFlag(key, entry);
+  const raw = entry;
+  const prereqs = new Map<string, CompiledFlag>();
+  (raw.prerequisites ?? []).forEach((p: unknown, i: number) => {
+    if (!isObject(p) || typeof p.flag !== "string" || !Array.isArray(p.variants) || p.variants.length === 0) {
+      throw new CompileProblem(`prerequisites[${i}] needs a flag and variants`);
+    }
+    const target = compileOne(p.flag);
+    const targetVariants = isObject(flags[p.flag]) ? (flags[p.flag] as Record<string, unknown>).variants : undefined;
+    for (const name of p.variants) {
+      if (isObject(targetVariants) && !Object.hasOwn(targetVariants, name as string)) {
+        throw new CompileProblem(`prerequisites[${i}]: flag '${p.flag}' has no variant '${String(name)}'`);
+      }
+    }
+    prereqs.set(p.flag, target);
+  });
+  for (const rule of raw.rules) {
+    for (const cond of rule.conditions) {
+      if (cond?.operator !== "in_segment" && cond?.operator !== "not_in_segment") continue;
+      for (const name of cond.values ?? []) {
+        if (brokenSegments.has(name as string)) {
+          throw new CompileProblem(`uses segment '${String(name)}', which could not be compiled`);
+        }
+      }
+    }
+  }
   const shape: FlagShape = {
     key: raw.key,
     version: raw.version,
@@ -202,6 +350,7 @@ function compileFlag(
     clientVisible: Boolean(raw.clientVisible),
     variants: shape.variants,
     resolve: flagResolver(shape, raw, prereqs, segments),
+    problem: null,
   });
 }
 
@@ -214,10 +363,8 @@ function flagResolver(
   segments: ReadonlyMap<string, Condition>,
 ): Resolver {
   const off = raw.offVariant;
-  if (!raw.enabled) {
-    const disabled = outcome(shape, off, "DISABLED", null);
-    return () => disabled;
-  }
+  // Everything is compiled even when the flag is disabled: whether a flag is broken must not
+  // depend on its on/off state, in this engine as in the Python one (which validates it all).
   const checks = (raw.prerequisites ?? []).map((p) => prerequisiteCheck(shape, off, p, prereqs));
   const steps: Step[] = raw.rules.map((rule, i) => {
     const match = allOf(rule.conditions.map((c, j) => compileCondition(c, `rules[${i}].conditions[${j}]`, segments)));
@@ -226,6 +373,10 @@ function flagResolver(
   });
   const dynamic = checks.length > 0 || steps.length > 0;
   const fallback = compileServe(shape, raw.defaultServe, dynamic ? "DEFAULT" : "STATIC", null);
+  if (!raw.enabled) {
+    const disabled = outcome(shape, off, "DISABLED", null);
+    return () => disabled;
+  }
   if (!dynamic) {
     if (typeof fallback === "function") return fallback;
     return () => fallback;
@@ -296,7 +447,26 @@ function allOf(conditions: Condition[]): Condition {
 }
 
 /** Membership test: excluded keys lose, then included keys win, then any rule. */
-function compileSegment(key: string, seg: RawSegment): Condition {
+function compileSegment(key: string, entry: unknown): Condition {
+  if (!isObject(entry) || entry.key !== key) throw new CompileProblem("not a segment of this key");
+  const seg = entry as unknown as RawSegment;
+  if (!Number.isInteger(entry.version) || (entry.version as number) < 0) throw new CompileProblem("version must be an integer");
+  if (seg.keyAttribute !== undefined && (typeof seg.keyAttribute !== "string" || seg.keyAttribute === "")) {
+    throw new CompileProblem("keyAttribute must be a non-empty string");
+  }
+  for (const list of [seg.included, seg.excluded]) {
+    if (list !== undefined && !(Array.isArray(list) && list.every((k) => typeof k === "string"))) {
+      throw new CompileProblem("included and excluded are lists of strings");
+    }
+  }
+  if (seg.rules !== undefined && !Array.isArray(seg.rules)) throw new CompileProblem("rules must be a list");
+  const ids = new Set<string>();
+  (seg.rules ?? []).forEach((rule: unknown, i: number) => {
+    if (!isObject(rule) || !Array.isArray(rule.conditions)) throw new CompileProblem(`rules[${i}] needs conditions`);
+    wellFormedText(rule.id, `rules[${i}].id`);
+    if (ids.has(rule.id as string)) throw new CompileProblem(`rules[${i}].id: duplicate rule id`);
+    ids.add(rule.id as string);
+  });
   const attr = seg.keyAttribute ?? TARGETING_KEY;
   const get = attributeGetter(attr);
   const included = new Set((seg.included ?? []).map(wellFormed));

@@ -1,7 +1,8 @@
 /** The Flagsite evaluation engine, a port of sdk/python/flagsite_sdk/engine (docs/ruleset.md). */
 export { type CompiledFlag, CompiledRuleset, compileRuleset, type RulesetDocument, type ValueType } from "./compiler.js";
 export { bucket } from "./hashing.js";
-export { OPERATORS } from "./operators.js";
+export { INSTANT_PATTERN, NUMBER_LIMIT, SEMVER_PATTERN } from "./grammar.js";
+export { OPERATORS, operandProblem } from "./operators.js";
 export {
   BUCKETS,
   type Context,

@@ -6,6 +6,7 @@
 import { RE2JS } from "re2js";
 import { CASEFOLD_EXCEPTIONS } from "./casefold-table.js";
 import { compareSemver, instantOf, parseInstant, parseSemver } from "./coerce.js";
+import { inNumberRange, isNumber, NUMBER_LIMIT } from "./grammar.js";
 import { type Context, MAX_VALUE_CODE_POINTS } from "./types.js";
 
 export type Condition = (ctx: Context) => boolean;
@@ -17,14 +18,86 @@ export const OPERATORS = [
   "lt", "lte", "gt", "gte", "semver_eq", "semver_lt", "semver_gt", "before", "after",
   "exists", "not_exists", "in_segment", "not_in_segment", "email_domain_in",
 ] as const;
+const KNOWN_OPERATORS: ReadonlySet<string> = new Set(OPERATORS);
 const CASE_OPERATORS = new Set([
   "equals", "not_equals", "in", "not_in", "contains", "starts_with", "ends_with", "matches",
 ]);
+const SEGMENT_OPERATORS = new Set(["in_segment", "not_in_segment"]);
+const NO_OPERAND_OPERATORS = new Set(["exists", "not_exists"]);
+const SINGLE_OPERAND_OPERATORS = new Set([
+  "equals", "not_equals", "lt", "lte", "gt", "gte", "semver_eq", "semver_lt", "semver_gt", "before", "after",
+]);
+const STRING_OPERATORS = new Set([
+  "contains", "starts_with", "ends_with", "matches", "email_domain_in", "semver_eq", "semver_lt", "semver_gt",
+  "before", "after",
+]);
+const NUMBER_OPERATORS = new Set(["lt", "lte", "gt", "gte"]);
+const SCALAR_OPERATORS = new Set(["equals", "not_equals", "in", "not_in"]);
+const MAX_PATTERN_LENGTH = 256;
+const NUMBER_RANGE_TEXT = `the number range \u00b1${NUMBER_LIMIT} (2^53-1)`;
 export const TARGETING_KEY = "targetingKey";
 export const TARGETING_KEY_ALIAS = "userId";
 
 /** A context value could not be tested; the condition counts as false. */
 export class ConditionProblem extends Error {}
+
+/** A condition this engine cannot compile; its flag (or segment) is set aside as broken. */
+export class CompileProblem extends Error {}
+
+function clip(text: string): string {
+  return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
+}
+
+function shown(v: unknown): string {
+  return clip(typeof v === "string" ? `'${v}'` : String(v));
+}
+
+/**
+ * Why `values` do not suit `op` (with the index of the value at fault, null for the list as a
+ * whole), or null: the same checks, in the same order, as operators.py's operand_problem, so
+ * an operand the server's validator refuses is refused here and the other way round.
+ */
+export function operandProblem(op: string, values: readonly unknown[]): [number | null, string] | null {
+  if (NO_OPERAND_OPERATORS.has(op)) return values.length > 0 ? [null, "takes no values"] : null;
+  if (SINGLE_OPERAND_OPERATORS.has(op) && values.length !== 1) return [null, "takes exactly one value"];
+  if ((SEGMENT_OPERATORS.has(op) || STRING_OPERATORS.has(op)) && !values.every((v) => typeof v === "string")) {
+    return [null, "values must be strings"];
+  }
+  if (NUMBER_OPERATORS.has(op) && !isNumber(values[0])) return [null, "value must be a number"];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (isNumber(v) && !inNumberRange(v)) return [i, `${shown(v)} is outside ${NUMBER_RANGE_TEXT}`];
+  }
+  if (
+    SCALAR_OPERATORS.has(op) &&
+    !values.every((v) => typeof v === "string" || typeof v === "boolean" || isNumber(v))
+  ) {
+    return [null, "values must be strings, numbers or booleans"];
+  }
+  if (op.startsWith("semver_") && parseSemver(values[0] as string) === null) {
+    return [0, `${shown(values[0])} is not a semantic version`];
+  }
+  if ((op === "before" || op === "after") && parseInstant(values[0] as string) === null) {
+    return [0, `${shown(values[0])} is not an RFC 3339 date or date-time`];
+  }
+  return null;
+}
+
+function patternProblem(pattern: string): string | null {
+  let n = 0;
+  for (const _ of pattern) n++;
+  if (n > MAX_PATTERN_LENGTH) return `pattern longer than ${MAX_PATTERN_LENGTH} characters`;
+  if (!pattern.isWellFormed()) return "pattern is not valid Unicode (lone surrogate)";
+  return null;
+}
+
+function outsideRange(label: string, attr: string): ConditionProblem {
+  // Two JSON readers may hold different values for such a number (JSON.parse rounds it to a
+  // double, Python keeps it exact), so no engine compares it: the condition is false.
+  return new ConditionProblem(
+    `${label}: attribute '${attr}' is a number outside ${NUMBER_RANGE_TEXT}, which no condition matches`,
+  );
+}
 
 export interface RawCondition {
   attribute?: string;
@@ -59,13 +132,6 @@ function rawGetter(attr: string): Getter {
     return (ctx) => (Object.hasOwn(ctx, attr) ? ctx[attr] : undefined);
   }
   return (ctx) => ctx[attr];
-}
-
-// Mixed bigint/number comparisons and == are exact in JavaScript, like Python's int/float ones.
-
-/** Number/bigint equality, exact as Python's int/float comparison is. */
-function looselyEqual(x: number, v: unknown): boolean {
-  return (x as unknown) == v;
 }
 
 /** The value of `attr` in a context (undefined when absent); targetingKey falls back to userId. */
@@ -103,29 +169,50 @@ export function casefold(s: string): string {
   return out;
 }
 
+/**
+ * Compiles one condition; throws CompileProblem for anything outside the contract (an unknown
+ * operator from a newer server, an operand outside the grammar, a missing segment), which sets
+ * its flag aside as broken rather than the whole ruleset.
+ */
 export function compileCondition(
   cond: RawCondition,
   label: string,
   segments: ReadonlyMap<string, Condition>,
 ): Condition {
+  if (cond === null || typeof cond !== "object") throw new CompileProblem(`${label}: not an object`);
   const op = cond.operator;
-  const values = [...(cond.values ?? [])].map((v) => (typeof v === "string" ? wellFormed(v) : v));
-  const negate = Boolean(cond.negate);
+  if (typeof op !== "string" || !KNOWN_OPERATORS.has(op)) {
+    throw new CompileProblem(`${label}.operator: unknown operator '${String(op)}'`);
+  }
+  const given = cond.values ?? [];
+  if (!Array.isArray(given)) throw new CompileProblem(`${label}.values: not a list`);
+  const problem = operandProblem(op, given);
+  if (problem !== null) {
+    const [index, message] = problem;
+    throw new CompileProblem(`${label}.values${index === null ? "" : `[${index}]`}: ${op}: ${message}`);
+  }
+  // bigints only reach here from lossless JSON readers, within the number range: plain numbers
+  const values = given.map((v) =>
+    typeof v === "string" ? wellFormed(v) : typeof v === "bigint" ? Number(v) : (v as unknown),
+  );
+  const negate = cond.negate === true;
   if (op === "in_segment" || op === "not_in_segment") {
+    if (values.length === 0) throw new CompileProblem(`${label}.values: needs at least one segment`);
     const members = (values as string[]).map((k) => {
       const member = segments.get(k);
-      if (member === undefined) throw new Error(`unknown segment ${k}`);
+      if (member === undefined) throw new CompileProblem(`${label}.values: no usable segment '${k}'`);
       return member;
     });
     return segmentCondition(op, members, negate);
   }
-  const attr = cond.attribute as string;
+  const attr = cond.attribute;
+  if (typeof attr !== "string" || attr === "") throw new CompileProblem(`${label}.attribute: required`);
   const get = attributeGetter(attr);
   if (op === "exists" || op === "not_exists") {
     const expected = (op === "exists") !== negate;
     return (ctx) => (get(ctx) !== undefined) === expected;
   }
-  const ci = Boolean(cond.caseInsensitive) && CASE_OPERATORS.has(op);
+  const ci = cond.caseInsensitive === true && CASE_OPERATORS.has(op);
   if (!ci && (op === "in" || op === "not_in" || op === "equals" || op === "not_equals")) {
     return membershipCondition(get, attr, values, (op === "not_in" || op === "not_equals") !== negate, label);
   }
@@ -168,7 +255,10 @@ function membershipCondition(
         `${label}: attribute '${attr}' is a ${kind(v)}, the condition compares ${compared}`,
       );
     }
-    if (typeof v === "bigint") return values.some((x) => typeof x === "number" && looselyEqual(x, v)) !== invert;
+    if (typeof v === "number" || typeof v === "bigint") {
+      if (!inNumberRange(v)) throw outsideRange(label, attr);
+      return numbers.has(Number(v)) !== invert;
+    }
     return pool.has(typeof v === "string" ? wellFormed(v) : v) !== invert;
   }
 
@@ -206,8 +296,10 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
         throw wrong(v, needs);
       }
       if (k === "boolean") return values.some((x) => x === v) !== invert;
-      // a bigint (an integer beyond 2^53, as Python keeps them) compares exactly with ==
-      if (k === "number") return values.some((x) => typeof x === "number" && looselyEqual(x, v)) !== invert;
+      if (k === "number") {
+        if (!inNumberRange(v as number | bigint)) throw outsideRange(label, attr);
+        return values.some((x) => typeof x === "number" && x === Number(v)) !== invert;
+      }
       return folded.has(casefold(v as string)) !== invert;
     };
   }
@@ -234,7 +326,15 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
   }
 
   if (op === "matches") {
-    const patterns = (values as string[]).map((p) => RE2JS.compile(ci ? `(?i)${p}` : p));
+    const patterns = (values as string[]).map((p, i) => {
+      const problem = patternProblem(p);
+      if (problem !== null) throw new CompileProblem(`${label}.values[${i}]: ${problem}`);
+      try {
+        return RE2JS.compile(ci ? `(?i)${p}` : p);
+      } catch (exc) {
+        throw new CompileProblem(`${label}.values[${i}]: not a valid RE2 regular expression: ${String(exc)}`);
+      }
+    });
     return (v) => {
       if (typeof v !== "string") throw wrong(v, "a string");
       const s = wellFormed(v);
@@ -243,9 +343,12 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
   }
 
   if (op === "lt" || op === "lte" || op === "gt" || op === "gte") {
+    // Both sides are within the number range, where doubles compare exactly as Python's ints do.
     const bound = values[0] as number;
-    return (v) => {
-      if (typeof v !== "number" && typeof v !== "bigint") throw wrong(v, "a number");
+    return (raw) => {
+      if (typeof raw !== "number" && typeof raw !== "bigint") throw wrong(raw, "a number");
+      if (!inNumberRange(raw)) throw outsideRange(label, attr);
+      const v = Number(raw);
       if (op === "lt") return v < bound;
       if (op === "lte") return v <= bound;
       if (op === "gt") return v > bound;
@@ -254,8 +357,7 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
   }
 
   if (op === "semver_eq" || op === "semver_lt" || op === "semver_gt") {
-    const bound = parseSemver(values[0] as string);
-    if (bound === null) throw new Error(`not a semantic version: ${String(values[0])}`);
+    const bound = parseSemver(values[0] as string)!; // operandProblem checked it
     const cache = new Map<string, ReturnType<typeof parseSemver>>();
     return (v) => {
       let key = null;
@@ -274,12 +376,11 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
   }
 
   if (op === "before" || op === "after") {
-    const bound = parseInstant(values[0] as string);
-    if (bound === null) throw new Error(`not an ISO 8601 date: ${String(values[0])}`);
+    const bound = parseInstant(values[0] as string)!; // operandProblem checked it
     const before = op === "before";
     return (v) => {
       const t = instantOf(v);
-      if (t === null) throw wrong(v, "an ISO 8601 date, epoch milliseconds or a datetime");
+      if (t === null) throw wrong(v, "an RFC 3339 date or date-time, epoch milliseconds or a datetime");
       return before ? t < bound : t > bound;
     };
   }
@@ -292,5 +393,5 @@ function makeTest(op: string, values: unknown[], ci: boolean, attr: string, labe
     };
   }
 
-  throw new Error(`unknown operator '${op}'`);
+  throw new CompileProblem(`unknown operator '${op}'`);
 }

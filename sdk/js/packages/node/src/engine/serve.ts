@@ -1,6 +1,7 @@
 /** Serves (a fixed variant or a rollout) compiled to precomputed outcomes, as in serve.py. */
+import { inNumberRange } from "./grammar.js";
 import { murmur32 } from "./hashing.js";
-import { attributeGetter, TARGETING_KEY } from "./operators.js";
+import { attributeGetter, CompileProblem, TARGETING_KEY } from "./operators.js";
 import { BUCKETS, type Context, details, type EvaluationDetails, type Reason, type Resolver } from "./types.js";
 
 export interface FlagShape {
@@ -36,6 +37,18 @@ interface RawRollout {
 }
 export type RawServe = { variant: string } | { rollout: RawRollout };
 
+/**
+ * The decimal text a rollout hashes for a number, null when a number cannot be a key: a whole
+ * number within the number range ("10" for 10 and for a JSON 10.0, which JSON.parse cannot tell
+ * apart). Fractions and numbers beyond the range (a 2^64 id arrives rounded) are not keys, in
+ * every engine alike (serve.py's number_key).
+ */
+export function numberKey(v: number | bigint): string | null {
+  if (!inNumberRange(v)) return null;
+  if (typeof v === "bigint") return String(v);
+  return Number.isInteger(v) ? String(v) : null; // String(-0) is "0", as Python's str(int(-0.0))
+}
+
 /** A shared outcome for a fixed variant, a resolver for a rollout. */
 export function compileServe(
   shape: FlagShape,
@@ -43,11 +56,23 @@ export function compileServe(
   reason: Reason,
   ruleId: string | null,
 ): EvaluationDetails | Resolver {
+  if (serve === null || typeof serve !== "object") throw new CompileProblem("a serve must be an object");
+  const kinds = ["variant", "rollout"].filter((k) => Object.hasOwn(serve, k));
+  // exactly one known kind; a serve of a kind added by a newer server has none
+  if (kinds.length !== 1) throw new CompileProblem("a serve is either a variant or a rollout");
   if ("variant" in serve) return outcome(shape, serve.variant, reason, ruleId);
   return compileRollout(shape, serve.rollout, reason, ruleId);
 }
 
 function compileRollout(shape: FlagShape, rollout: RawRollout, reason: Reason, ruleId: string | null): Resolver {
+  if (rollout === null || typeof rollout !== "object" || !Array.isArray(rollout.variants) || rollout.variants.length === 0) {
+    throw new CompileProblem("a rollout needs variants");
+  }
+  const weights = rollout.variants.map((p) => p?.weight);
+  if (!weights.every((w) => Number.isInteger(w) && w >= 0 && w <= BUCKETS)) {
+    throw new CompileProblem("rollout weights are integers from 0 to 100000");
+  }
+  if (weights.reduce((a, b) => a + b, 0) !== BUCKETS) throw new CompileProblem("rollout weights must sum to 100000");
   const attr = rollout.bucketBy ?? TARGETING_KEY;
   const get = attributeGetter(attr);
   const parts = rollout.variants.filter((p) => p.weight > 0);
@@ -57,7 +82,9 @@ function compileRollout(shape: FlagShape, rollout: RawRollout, reason: Reason, r
   for (const p of parts) ends.push((total += p.weight));
   const fallbackReason: Reason = reason === "STATIC" ? "DEFAULT" : reason; // a fallback is never the one fixed answer
   const missing = missingOutcome(shape, rollout, attr, "is missing", fallbackReason, ruleId);
-  const unusable = missingOutcome(shape, rollout, attr, "is not a string or integer", fallbackReason, ruleId);
+  const unusable = missingOutcome(
+    shape, rollout, attr, "is not a string or a whole number within 2^53", fallbackReason, ruleId,
+  );
   const prefix = `${shape.salt}.`;
 
   // The key to hash, or the outcome to serve when there is none.
@@ -65,8 +92,8 @@ function compileRollout(shape: FlagShape, rollout: RawRollout, reason: Reason, r
     const v = get(ctx);
     if (typeof v === "string") return v === "" ? missing : v;
     if (v === undefined) return missing;
-    if (typeof v === "bigint") return String(v);
-    return typeof v === "number" && Number.isInteger(v) ? String(v) : unusable;
+    if (typeof v === "number" || typeof v === "bigint") return numberKey(v) ?? unusable;
+    return unusable;
   }
 
   if (outcomes.length === 1) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,11 @@ def js_sdk() -> Path:
     return SDK_JS
 
 
-def run_node(script: Path, payload: Any, *, cwd: Path, timeout: float = 120) -> Any:
+def run_node(
+    script: Path, payload: Any, *, cwd: Path, timeout: float = 120, args: Sequence[str] = ()
+) -> Any:
     done = subprocess.run(
-        ["node", str(script)],
+        ["node", str(script), *args],
         cwd=cwd,
         input=json.dumps(payload),
         capture_output=True,

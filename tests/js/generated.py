@@ -1,9 +1,10 @@
 """Random rulesets built from the schema's vocabulary, and random contexts, for comparing engines.
 
 Seeded `random.Random`, so a failure reproduces. Every operator, serve kind, segment form and
-prerequisite appears; context values are often of the wrong type on purpose. Values keep to what
-JSON carries the same way into both languages: no NaN, and no float that is a whole number
-(JSON `10.0` reads back as the integer 10 in JavaScript, a float in Python).
+prerequisite appears; context values are often of the wrong type on purpose, or just outside the
+operand grammar (docs/ruleset.md): dates `fromisoformat` reads but RFC 3339 does not, Unicode
+digits, integers around 2^53. No NaN, which JSON cannot carry. Whole floats (JSON `10.0`, the
+integer 10 in JavaScript) are fine: the engines treat 10 and 10.0 alike.
 """
 
 from __future__ import annotations
@@ -21,10 +22,21 @@ COUNTRIES = ["US", "UK", "DE", "FR", "us", "JP"]
 # and lone surrogates, which both engines read as U+FFFD
 ODD_LETTERS = [*"ßẞİ\u0131Σς\u03c3éÉ東京😀ﬁKǅ\u13a0ꭰ\ufffd", "\ud800", "\udfff"]
 DOMAINS = ["example.com", "acme.com", "ACME.com", "sub.acme.com", "mail.test"]
-VERSIONS = ["1.0.0", "1.2.3", "v1.2.3", "2.0.0-rc.1", "2.0.0-rc.10", "2.0.0-alpha", "2.0.0",
-            "1.2.3+build.5", "10.0.0", "1.2", "banana", "0.9.99"]  # fmt: skip
-DATES = ["2024-01-01", "2024-06-30T12:00:00Z", "2025-01-01T00:00:00+02:00", "2024-12-31T23:59:59",
-         "2023-02-28", "2024-02-29T08:30", "2025-03-01T10:00:00.123456Z", "not a date"]  # fmt: skip
+VERSION_OPERANDS = ["1.0.0", "1.2.3", "v1.2.3", "2.0.0-rc.1", "2.0.0-rc.10", "2.0.0-alpha", "2.0.0",
+                    "1.2.3+build.5", "10.0.0", "0.9.99", "99999999999999999999.0.0",
+                    "1.0.0-rc.99999999999999999998"]  # fmt: skip
+# versions outside the grammar: Python's \d read the Arabic-Indic one, leading zeros, two parts
+VERSIONS = [*VERSION_OPERANDS, "1.2", "banana", "1\u0661.0.0", "01.0.0", "1.0.0-01", "V1.2.3",
+            "99999999999999999999.0.1", "1.0.0-rc.99999999999999999999"]  # fmt: skip
+DATE_OPERANDS = ["2024-01-01", "2024-06-30T12:00:00Z", "2025-01-01T00:00:00+02:00", "2023-02-28",
+                 "2025-03-01T10:00:00.123456Z", "2024-12-31T23:59:59-05:30", "2024-02-29",
+                 "2024-12-31t23:59:59z"]  # fmt: skip
+# dates outside the grammar, most of which datetime.fromisoformat reads
+DATES = [*DATE_OPERANDS, "2024-12-31T23:59:59", "2024-02-29T08:30", "20250101", "2025-W01-1",
+         "2025-01-01T1000", "2024-12-31 23:59:59Z", "2023-02-29", "\u0662\u0660\u0662\u0664-01-01",
+         "2024-12-31T23:59:60Z", "not a date"]  # fmt: skip
+# integers at the edges of the number range, 2^53 - 1, and of 64 bits
+EDGE_INTEGERS = [2**53 - 1, 2**53, 2**53 + 1, -(2**53 - 1), -(2**53), 2**63, 2**64, -(2**63) - 1]
 PATTERNS = ["^acct-1", "[0-9]{3}$", "example\\.(com|org)$", "^[a-f]", "ß", "^user-[0-9]+$", "Σ"]
 
 
@@ -66,10 +78,11 @@ def _attribute_value(rng: random.Random, attr: str) -> Any:
         return letter * rng.choice([4095, 4096]) + rng.choice(["", "y"])
     if rng.random() < 0.08:  # the wrong type, or null
         return rng.choice([None, 7, _fraction(rng), True, ["a", 1], {"k": 1}, "", _text(rng),
-                           2**60 + rng.randint(0, 9)])  # fmt: skip
+                           2**60 + rng.randint(0, 9), rng.choice(EDGE_INTEGERS), 12.0])  # fmt: skip
     if attr in ("targetingKey", "userId"):
         user = f"user-{rng.randint(0, 5000)}"
-        return rng.choice([user, _text(rng) or "u", rng.randint(0, 10**6)])
+        return rng.choice([user, _text(rng) or "u", rng.randint(0, 10**6),
+                           float(rng.randint(0, 10**6)), rng.choice(EDGE_INTEGERS)])  # fmt: skip
     if attr == "accountId":
         return f"acct-{rng.randint(1000, 1100)}"
     if attr == "plan":
@@ -79,11 +92,13 @@ def _attribute_value(rng: random.Random, attr: str) -> Any:
     if attr == "email":
         return f"{_text(rng) or 'ann'}@{rng.choice(DOMAINS)}"
     if attr in ("age", "seats"):
-        return rng.choice([rng.randint(0, 100), _fraction(rng), 2**53 + rng.randint(-2, 2)])
+        return rng.choice([rng.randint(0, 100), _fraction(rng), 2**53 + rng.randint(-2, 2),
+                           -(2**53) + rng.randint(-2, 2), float(rng.randint(0, 100))])  # fmt: skip
     if attr == "version":
         return rng.choice(VERSIONS)
     if attr == "signup":
-        return rng.choice([*DATES, rng.randint(1_600_000_000_000, 1_800_000_000_000)])
+        return rng.choice([*DATES, rng.randint(1_600_000_000_000, 1_800_000_000_000),
+                           rng.choice(EDGE_INTEGERS)])  # fmt: skip
     if attr == "tags":
         return [rng.choice(["beta", "Beta", "vip", "ß", "x"]) for _ in range(rng.randint(0, 3))]
     if attr == "beta":
@@ -118,11 +133,11 @@ def _operands(rng: random.Random, op: str) -> list[Any]:
     if op == "matches":
         return rng.sample(PATTERNS, rng.randint(1, 2))
     if op in ("lt", "lte", "gt", "gte"):
-        return [rng.choice([rng.randint(0, 100), _fraction(rng), 2**53])]
+        return [rng.choice([rng.randint(0, 100), _fraction(rng), 2**53 - 1, -(2**53 - 1)])]
     if op.startswith("semver_"):
-        return [rng.choice([v for v in VERSIONS if v not in ("1.2", "banana")])]
+        return [rng.choice(VERSION_OPERANDS)]
     if op in ("before", "after"):
-        return [rng.choice(DATES[:-1])]
+        return [rng.choice(DATE_OPERANDS)]
     if op == "email_domain_in":
         return [rng.choice(["@", ""]) + rng.choice(DOMAINS) for _ in range(rng.randint(1, 2))]
     raise AssertionError(op)

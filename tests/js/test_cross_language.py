@@ -33,6 +33,9 @@ def python_answers(doc: dict[str, Any], cases: list[tuple[str, dict[str, Any]]])
 
 def compare(js_sdk: Path, batches: list[dict[str, Any]]) -> int:
     node = run_node(js_sdk / "tools" / "evaluate-batch.mjs", {"batches": batches}, cwd=js_sdk)
+    # every document here passed the server's validator: Node compiles all of it
+    assert node["refused"] == [None] * len(batches)
+    assert node["broken"] == [[]] * len(batches)
     compared = 0
     for batch, js_results in zip(batches, node["results"], strict=True):
         py_results = python_answers(batch["ruleset"], batch["cases"])

@@ -73,14 +73,16 @@ def partition(doc: Any) -> Partition:
     top_level: list[RulesetError] = []
     broken_flags: dict[str, list[RulesetError]] = dict(bad_flags)
     broken_segments: dict[str, list[RulesetError]] = dict(bad_segments)
-    for error in validate_ruleset(checked):
-        parts = error.path.split(".")
-        if len(parts) >= 2 and parts[0] == "flags" and parts[1] in flags:
-            broken_flags.setdefault(parts[1], []).append(error)
-        elif len(parts) >= 2 and parts[0] == "segments" and parts[1] in segments:
-            broken_segments.setdefault(parts[1], []).append(error)
-        else:
-            top_level.append(error)
+    errors = validate_ruleset(checked)
+    if errors and not any(e.code != "number_range" for e in errors):
+        # Numbers no double holds are reported alone, before anything else is checked: set
+        # their owners aside and validate the rest again, or its other problems go unseen.
+        _assign(errors, flags, segments, broken_flags, broken_segments, top_level)
+        if top_level:
+            return Partition(stripped, top_level, broken_flags, broken_segments)
+        checked = _without(checked, broken_flags, broken_segments)
+        errors = validate_ruleset(checked)
+    _assign(errors, flags, segments, broken_flags, broken_segments, top_level)
     if not top_level:
         for key, flag in flags.items():
             if key in broken_flags:
@@ -90,6 +92,40 @@ def partition(doc: Any) -> Partition:
                 message = f"uses segment {used!r}, which could not be compiled"
                 broken_flags[key] = [RulesetError(f"flags.{key}", message, "broken_segment")]
     return Partition(stripped, top_level, broken_flags, broken_segments)
+
+
+def _assign(
+    errors: list[RulesetError],
+    flags: Mapping[str, Any],
+    segments: Mapping[str, Any],
+    broken_flags: dict[str, list[RulesetError]],
+    broken_segments: dict[str, list[RulesetError]],
+    top_level: list[RulesetError],
+) -> None:
+    """Files each error under the flag or segment its path names, or the top level."""
+    for error in errors:
+        parts = error.path.split(".")
+        if len(parts) >= 2 and parts[0] == "flags" and parts[1] in flags:
+            broken_flags.setdefault(parts[1], []).append(error)
+        elif len(parts) >= 2 and parts[0] == "segments" and parts[1] in segments:
+            broken_segments.setdefault(parts[1], []).append(error)
+        else:
+            top_level.append(error)
+
+
+def _without(
+    doc: dict[str, Any], flags: Mapping[str, Any], segments: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`doc` less the given flags and segments, and less the prerequisites naming them."""
+    return {
+        **doc,
+        "flags": {
+            k: _without_prerequisites_on(f, flags)
+            for k, f in doc["flags"].items()
+            if k not in flags
+        },
+        "segments": {k: s for k, s in doc["segments"].items() if k not in segments},
+    }
 
 
 def _missing() -> list[RulesetError]:

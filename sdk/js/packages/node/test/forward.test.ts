@@ -4,8 +4,11 @@
  * client still becomes ready, every other flag applies, and a later version (the kill switch
  * turned on) arrives over the stream.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlagsiteClient, type RulesetDocument } from "../src/index.js";
 
@@ -96,6 +99,19 @@ describe("a ruleset with a flag this SDK cannot compile", () => {
     expect(await arrived).toBe(2);
     expect(client.isEnabled("maintenance-mode", {}, false)).toBe(true);
     expect(client.isEnabled("checkout", {}, true)).toBe(false);
+    expect(client.details("geo-pricing", {}, false).errorCode).toBe("PARSE_ERROR");
+  });
+});
+
+describe("a bootstrap file with a flag this SDK cannot compile", () => {
+  it("serves every other flag of it", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "flagsite-")), "ruleset.json");
+    writeFileSync(path, JSON.stringify(ruleset(4, true)));
+    const client = new FlagsiteClient({ bootstrapFile: path, offline: true, events: false, logger: quiet });
+    cleanup.push(() => client.close());
+
+    expect(client.version).toBe(4);
+    expect(client.isEnabled("maintenance-mode", {}, false)).toBe(true);
     expect(client.details("geo-pricing", {}, false).errorCode).toBe("PARSE_ERROR");
   });
 });

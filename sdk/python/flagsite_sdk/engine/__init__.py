@@ -5,6 +5,7 @@ way everywhere. See docs/ruleset.md for the document it compiles.
 """
 
 from .compiler import CompiledFlag, CompiledRuleset, compile_ruleset
+from .grammar import INSTANT_PATTERN, NUMBER_LIMIT, SEMVER_PATTERN
 from .hashing import bucket
 from .keys import KEY_MAX_LENGTH, KEY_PATTERN, KEY_RULE, is_key, key_problem
 from .operators import OPERATORS
@@ -19,11 +20,14 @@ from .types import (
 from .validate import ruleset_schema, validate_ruleset
 
 __all__ = [
+    "INSTANT_PATTERN",
     "KEY_MAX_LENGTH",
     "KEY_PATTERN",
     "KEY_RULE",
+    "NUMBER_LIMIT",
     "OPERATORS",
     "RULESET_SCHEMA_VERSION",
+    "SEMVER_PATTERN",
     "CompiledFlag",
     "CompiledRuleset",
     "ErrorCode",

@@ -146,13 +146,12 @@ def evidence_from_stage(
     weight: int,
     comparable: bool,
     latency: tuple[VariantSeries, VariantSeries] | None = None,
-    stage_seconds: float = 0.0,
 ) -> Evidence:
     """Evidence for the decision from the current stage's units (and latency histograms).
 
     ``weight`` is the stage's flag-on share in the engine's units; ``comparable`` says whether
     both cohorts are served at it (not at 100 %, nor at a segment-only stage, whose cohorts are
-    chosen rather than randomized). ``stage_seconds`` is how long the stage has run.
+    chosen rather than randomized).
     """
     control = units.cohort(request.off_variant)
     treatment = units.cohort(request.on_variant)
@@ -239,8 +238,7 @@ def gather(
             )
             latency = (control, treatment)
         return evidence_from_stage(
-            units, request, weight=weight, comparable=comparable, latency=latency,
-            stage_seconds=(now - stage_started_at).total_seconds(),
-        )  # fmt: skip
+            units, request, weight=weight, comparable=comparable, latency=latency
+        )
     except Exception as exc:
         return Evidence(0, 0, 0, 0, failure=f"{type(exc).__name__}: {exc}")

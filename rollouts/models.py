@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 
 from flags.models import FlagState, Segment
+from rollouts.decision import DEFAULT_HEALTH_ACTIONS, HealthCheck
 
 FULL = 100_000  # the engine's weight units: 100,000 = 100 %
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -56,6 +57,11 @@ def validate_webhook_secret(value: str) -> None:
         raise ValidationError(problem) from None
     if len(key) < 16:
         raise ValidationError(problem)
+
+
+def _default_action(check: HealthCheck) -> str:
+    """The decision's default for a health check: one definition of the defaults."""
+    return str(DEFAULT_HEALTH_ACTIONS[check])
 
 
 class RolloutPlan(models.Model):
@@ -144,23 +150,28 @@ class RolloutPlan(models.Model):
         "no-traffic check acts.",
     )
     health_no_traffic = models.CharField(
-        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        max_length=8, choices=HealthAction.choices,
+        default=_default_action(HealthCheck.NO_TRAFFIC),
         help_text="No event of the flag within the no-traffic time.",
     )  # fmt: skip
     health_no_error_events = models.CharField(
-        max_length=8, choices=HealthAction.choices, default=HealthAction.WARN,
+        max_length=8, choices=HealthAction.choices,
+        default=_default_action(HealthCheck.NO_ERROR_EVENTS),
         help_text="Traffic, but no error event at all: the error guardrails cannot see harm.",
     )  # fmt: skip
     health_unit_mismatch = models.CharField(
-        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        max_length=8, choices=HealthAction.choices,
+        default=_default_action(HealthCheck.UNIT_MISMATCH),
         help_text="Events that do not carry the unit the flag buckets by.",
     )  # fmt: skip
     health_sample_ratio_mismatch = models.CharField(
-        max_length=8, choices=HealthAction.choices, default=HealthAction.HOLD,
+        max_length=8, choices=HealthAction.choices,
+        default=_default_action(HealthCheck.SAMPLE_RATIO_MISMATCH),
         help_text="Units exposed in the stage do not follow its split.",
     )  # fmt: skip
     health_both_variants = models.CharField(
-        max_length=8, choices=HealthAction.choices, default=HealthAction.WARN,
+        max_length=8, choices=HealthAction.choices,
+        default=_default_action(HealthCheck.BOTH_VARIANTS),
         help_text="The same unit exposed to both variants.",
     )  # fmt: skip
     created_by = models.ForeignKey(

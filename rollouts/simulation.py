@@ -742,7 +742,6 @@ def run_light(sc: Scenario) -> dict[str, Any]:
                 weight=weight,
                 comparable=window.comparable,
                 latency=window.latency(j - first),
-                stage_seconds=now - stage_start,
             )
             verdict = decide(
                 plan,
